@@ -1,0 +1,28 @@
+# Forge developer targets. `make up` and `make test` are the README's two commands.
+export PATH := $(HOME)/.local/bin:/usr/local/go/bin:$(PATH)
+UV := uv run --frozen
+
+.PHONY: bootstrap up down status test lint bench schemas
+
+bootstrap:  ## install what is missing (system packages, uv, workspace, Kafka jars, MinIO)
+	@bash infra/local/bootstrap.sh
+
+up: bootstrap  ## bring the platform up
+	$(UV) forge up
+
+down:  ## stop everything; no process left behind
+	$(UV) forge down
+
+status:  ## health of each server, with the log tail of a crashed one
+	$(UV) forge stack status
+
+test: bootstrap  ## the whole test suite against the real stack (started if not running)
+	$(UV) pytest
+
+lint:
+	$(UV) ruff check .
+	$(UV) ruff format --check .
+	$(UV) mypy
+
+bench: bootstrap
+	$(UV) python bench/stack_startup.py

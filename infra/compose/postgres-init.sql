@@ -1,0 +1,25 @@
+-- One database and login role per Forge service; each role may connect only to its own database.
+CREATE ROLE forge_dataset LOGIN PASSWORD 'forge-dataset-dev';
+CREATE DATABASE forge_dataset OWNER forge_dataset;
+REVOKE ALL ON DATABASE forge_dataset FROM PUBLIC;
+GRANT CONNECT ON DATABASE forge_dataset TO forge_dataset;
+CREATE ROLE forge_labeling LOGIN PASSWORD 'forge-labeling-dev';
+CREATE DATABASE forge_labeling OWNER forge_labeling;
+REVOKE ALL ON DATABASE forge_labeling FROM PUBLIC;
+GRANT CONNECT ON DATABASE forge_labeling TO forge_labeling;
+CREATE ROLE forge_training LOGIN PASSWORD 'forge-training-dev';
+CREATE DATABASE forge_training OWNER forge_training;
+REVOKE ALL ON DATABASE forge_training FROM PUBLIC;
+GRANT CONNECT ON DATABASE forge_training TO forge_training;
+CREATE ROLE forge_registry LOGIN PASSWORD 'forge-registry-dev';
+CREATE DATABASE forge_registry OWNER forge_registry;
+REVOKE ALL ON DATABASE forge_registry FROM PUBLIC;
+GRANT CONNECT ON DATABASE forge_registry TO forge_registry;
+CREATE ROLE forge_scheduler LOGIN PASSWORD 'forge-scheduler-dev';
+CREATE DATABASE forge_scheduler OWNER forge_scheduler;
+REVOKE ALL ON DATABASE forge_scheduler FROM PUBLIC;
+GRANT CONNECT ON DATABASE forge_scheduler TO forge_scheduler;
+CREATE ROLE forge_delivery LOGIN PASSWORD 'forge-delivery-dev';
+CREATE DATABASE forge_delivery OWNER forge_delivery;
+REVOKE ALL ON DATABASE forge_delivery FROM PUBLIC;
+GRANT CONNECT ON DATABASE forge_delivery TO forge_delivery;

@@ -1,0 +1,1 @@
+"""Forge contracts: what services agree on (events, state machines, activity models)."""

@@ -1,0 +1,1 @@
+"""Forge service kit: the plumbing every Forge service is built from."""

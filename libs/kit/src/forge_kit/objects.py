@@ -1,0 +1,20 @@
+"""Object storage (S3 API; MinIO locally): one way to get a client for the stack's endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aioboto3
+
+from forge_kit.stack_env import StackSettings
+
+
+def s3_client(settings: StackSettings, session: aioboto3.Session | None = None) -> Any:
+    """An async S3 client context manager (`async with s3_client(settings) as s3:`)."""
+    return (session or aioboto3.Session()).client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        region_name=settings.s3_region,
+    )

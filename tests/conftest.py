@@ -1,0 +1,84 @@
+"""Session fixtures: the real local stack, started once (or reused), and isolated resources per test.
+
+Each test gets its own database, Kafka topic, S3 bucket and Temporal task queue, so tests never see
+each other's data, and the stack is started only once for the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from forge_cli.stack import Stack
+from forge_kit.objects import s3_client
+from forge_kit.stack_env import StackSettings, load_stack_settings
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The local stack: reused when already healthy, else started here and stopped at the end."""
+    stack = Stack()
+    already_up = all(status.state == "running" for status in stack.status())
+    stack.up()
+    yield stack
+    if not already_up and not os.environ.get("FORGE_KEEP_STACK"):
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: Stack) -> StackSettings:
+    return load_stack_settings(stack.env_file)
+
+
+@pytest.fixture
+async def database(stack_settings: StackSettings) -> AsyncIterator[str]:
+    """A fresh, empty database for one test; yields its asyncpg DSN and drops it afterwards."""
+    name = _unique("test_")
+    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield stack_settings.pg_admin_dsn(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def kafka_topic(stack_settings: StackSettings) -> AsyncIterator[str]:
+    """A fresh topic with 3 partitions for one test; deleted afterwards."""
+    name = _unique("test.")
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+        yield name
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def s3_bucket(stack_settings: StackSettings) -> AsyncIterator[str]:
+    """A fresh bucket for one test; emptied and removed afterwards."""
+    name = _unique("test-")
+    async with s3_client(stack_settings) as s3:
+        await s3.create_bucket(Bucket=name)
+        yield name
+        listing = await s3.list_objects_v2(Bucket=name)
+        for item in listing.get("Contents", []):
+            await s3.delete_object(Bucket=name, Key=item["Key"])
+        await s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A Temporal task queue no other test uses."""
+    return _unique("test-queue-")
