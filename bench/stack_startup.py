@@ -17,8 +17,17 @@ from pathlib import Path
 
 from forge_cli.stack import Ports, Stack
 
-PORTS = Ports(pg=15632, kafka=19292, kafka_controller=19293, temporal=17433, temporal_ui=18433,
-              temporal_http=17443, temporal_metrics=17434, minio=19200, minio_console=19201)
+PORTS = Ports(
+    pg=15632,
+    kafka=19292,
+    kafka_controller=19293,
+    temporal=17433,
+    temporal_ui=18433,
+    temporal_http=17443,
+    temporal_metrics=17434,
+    minio=19200,
+    minio_console=19201,
+)
 SETTLE_S = 15.0
 
 
@@ -91,8 +100,9 @@ def _write_section(table: str) -> None:
     head, _, rest = text.partition(begin)
     _, _, tail = rest.partition(end)
     stamp = time.strftime("%Y-%m-%d")
-    doc.write_text(f"{head}{begin}\nMeasured {stamp} by `make bench` (`bench/stack_startup.py`).\n\n"
-                   f"{table}{end}{tail}")
+    doc.write_text(
+        f"{head}{begin}\nMeasured {stamp} by `make bench` (`bench/stack_startup.py`).\n\n{table}{end}{tail}"
+    )
 
 
 if __name__ == "__main__":
