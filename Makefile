@@ -26,3 +26,6 @@ lint:
 
 bench: bootstrap
 	$(UV) python bench/stack_startup.py
+
+schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catalogue, from libs/contracts
+	$(UV) python -m forge_contracts.generate

@@ -40,13 +40,18 @@ def stack_settings(stack: Stack) -> StackSettings:
 
 @pytest.fixture
 async def database(stack_settings: StackSettings) -> AsyncIterator[str]:
-    """A fresh, empty database for one test; yields its asyncpg DSN and drops it afterwards."""
+    """A fresh, empty database for one test; yields its DSN and drops it afterwards."""
     name = _unique("test_")
-    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
+    await _admin(stack_settings, f'CREATE DATABASE "{name}"')
+    yield stack_settings.pg_admin_dsn(name)
+    # A new connection: the test may have restarted PostgreSQL.
+    await _admin(stack_settings, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(settings: StackSettings, statement: str) -> None:
+    admin = await asyncpg.connect(settings.pg_admin_dsn())
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield stack_settings.pg_admin_dsn(name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(statement)
     finally:
         await admin.close()
 

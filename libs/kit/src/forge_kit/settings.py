@@ -1,0 +1,48 @@
+"""Settings of one Forge service, read from the stack's env file or the environment."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from forge_kit.stack_env import env_file_path, load_stack_settings
+
+
+class ServiceSettings(BaseSettings):
+    """Everything a service process needs to reach its database, Kafka, Temporal and S3."""
+
+    model_config = SettingsConfigDict(env_prefix="FORGE_", extra="ignore")
+
+    service: str
+    database_url: str
+    kafka_bootstrap: str
+    temporal_address: str
+    temporal_namespace: str = "default"
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str = "us-east-1"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, description="0: let the OS pick")
+    shutdown_grace_s: float = 20.0
+
+    @classmethod
+    def for_service(cls, service: str, **overrides: object) -> ServiceSettings:
+        """Settings of `service` from the stack env file (environment variables win)."""
+        stack = load_stack_settings(env_file_path())
+        values: dict[str, object] = {
+            "service": service,
+            "database_url": os.environ.get("FORGE_DATABASE_URL") or stack.service_dsn(service),
+            "kafka_bootstrap": stack.kafka_bootstrap,
+            "temporal_address": stack.temporal_address,
+            "temporal_namespace": stack.temporal_namespace,
+            "s3_endpoint": stack.s3_endpoint,
+            "s3_access_key": stack.s3_access_key,
+            "s3_secret_key": stack.s3_secret_key.get_secret_value(),
+            "s3_region": stack.s3_region,
+        }
+        values = {k: v for k, v in values.items() if f"FORGE_{k.upper()}" not in os.environ}
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
