@@ -25,7 +25,9 @@ lint:
 	$(UV) mypy
 
 bench: bootstrap
-	$(UV) python bench/stack_startup.py
+	$(UV) python bench/stack_startup.py --write
+	$(UV) forge stack up
+	$(UV) python bench/event_throughput.py --write
 
 schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catalogue, from libs/contracts
 	$(UV) python -m forge_contracts.generate

@@ -312,21 +312,31 @@ def run(count: int) -> str:
     stack = load_stack_settings()
     raw = raw_throughput(stack, count)
     kit = kit_throughput(stack, count)
-    achieved, latencies = kit_latency(stack, rate_per_s=1000, seconds=10)
-    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
     ratio = kit / raw
-    return "\n".join(
-        [
-            "| measure | raw aiokafka (baseline) | kit: outbox, relay, inbox | kit / raw | target |",
-            "|---|---:|---:|---:|---|",
-            f"| throughput, {count:,} events | {raw:,.0f} ev/s | {kit:,.0f} ev/s | **{ratio:.0%}** "
-            f"| >= 50 % {'met' if ratio >= 0.5 else 'MISSED'} |",
-            f"| latency p50, {achieved:,.0f} ev/s steady | | {p50:.1f} ms | | |",
-            f"| latency p99, {achieved:,.0f} ev/s steady | | {p99:.1f} ms | "
-            f"| <= 50 ms {'met' if p99 <= 50 else 'MISSED'} |",
-            "",
-        ]
-    )
+    rows = [
+        "| measure | raw aiokafka (baseline) | kit: outbox, relay, inbox | kit / raw | target |",
+        "|---|---:|---:|---:|---|",
+        f"| throughput, {count:,} events | {raw:,.0f} ev/s | {kit:,.0f} ev/s | **{ratio:.0%}** "
+        f"| >= 50 % {'met' if ratio >= 0.5 else 'MISSED'} |",
+        "",
+        "| requested rate | achieved (ev/s) | commit -> effect p50 | p99 "
+        "| of which commit -> on Kafka p50 / p99 |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for rate in LATENCY_RATES:
+        achieved, latencies, relayed = kit_latency(stack, rate_per_s=rate, seconds=LATENCY_SECONDS)
+        p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+        r50, r99 = _percentile(relayed, 0.50), _percentile(relayed, 0.99)
+        verdict = f" ({'met' if p99 <= 50 else 'MISSED'}: target p99 <= 50 ms)" if rate == 1000 else ""
+        rows.append(
+            f"| {rate:,} | {achieved:,.0f} | {p50:.1f} ms | {p99:.1f} ms{verdict} "
+            f"| {r50:.1f} / {r99:.1f} ms |"
+        )
+    return "\n".join([*rows, ""])
+
+
+LATENCY_RATES = (100, 300, 1000)
+LATENCY_SECONDS = 8.0
 
 
 def _write(section: str) -> None:
