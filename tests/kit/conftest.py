@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from asgi_lifespan import LifespanManager
 from forge_contracts.envelope import topic_for
 from forge_kit.runtime import ServiceRuntime
 from forge_kit.settings import ServiceSettings
 from forge_kit.stack_env import StackSettings
 
+from tests.harness import service_settings, serving
 from tests.kit.toy.app import MIGRATIONS, PROJECTION, project, router
 
 
@@ -33,17 +33,8 @@ class Toy:
         return topic_for(self.service)
 
 
-def toy_settings(stack_settings: StackSettings, database: str, service: str | None = None) -> ServiceSettings:
-    return ServiceSettings(
-        service=service or f"toy{uuid.uuid4().hex[:10]}",
-        database_url=database,
-        kafka_bootstrap=stack_settings.kafka_bootstrap,
-        temporal_address=stack_settings.temporal_address,
-        s3_endpoint=stack_settings.s3_endpoint,
-        s3_access_key=stack_settings.s3_access_key,
-        s3_secret_key=stack_settings.s3_secret_key.get_secret_value(),
-        shutdown_grace_s=5.0,
-    )
+def toy_settings(stack_settings: StackSettings, database: str) -> ServiceSettings:
+    return service_settings(stack_settings, database, f"toy{uuid.uuid4().hex[:10]}")
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
@@ -73,11 +64,8 @@ async def running_toy(
     )
     if setup is not None:
         setup(runtime)
-    app = runtime.http_app(routers=[router])
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://toy") as http:
-            yield Toy(runtime, http)
+    async with serving(runtime.http_app(routers=[router]), base_url="http://toy") as http:
+        yield Toy(runtime, http)
 
 
 @pytest.fixture

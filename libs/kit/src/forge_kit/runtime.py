@@ -52,7 +52,7 @@ class ServiceRuntime:
         self.workflows: list[type] = []
         self.activities: list[Callable[..., Any]] = []
         self.temporal: Client | None = None
-        self.task_queue = task_queue(settings.service)
+        self.task_queue = settings.task_queue or task_queue(settings.service)
 
     def subscribe(
         self, *, topics: Sequence[str], consumer: str, handler: Handler, retry: RetryPolicy | None = None

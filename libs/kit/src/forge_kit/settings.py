@@ -26,6 +26,7 @@ class ServiceSettings(BaseSettings):
     s3_region: str = "us-east-1"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, description="0: let the OS pick")
+    task_queue: str | None = Field(default=None, description="default: forge-<service>")
     shutdown_grace_s: float = 20.0
 
     @classmethod
