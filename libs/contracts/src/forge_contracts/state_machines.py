@@ -249,26 +249,34 @@ DATASET_VERSION = _build(
 
 _JOB_ACTIVE = _s("pending", "queued", "running")
 
-DATASET_TASK = _build(
-    _Spec(
-        name="dataset_task",
-        description=(
-            "A dataset task (import, clean, dedup, split, augment, features, convert): a typical job, "
-            "no pause."
-        ),
-        service="dataset",
-        entity="task",
-        initial="pending",
-        states=_s("pending", "queued", "running", "succeeded", "failed", "cancelled"),
-        terminal=_s("succeeded", "failed", "cancelled"),
-        moves={
-            "enqueue": (_s("pending"), "queued", "queued"),
-            "start": (_s("queued"), "running", "started"),
-            "succeed": (_s("running"), "succeeded", "succeeded"),
-            "fail": (_JOB_ACTIVE, "failed", "failed"),
-            "cancel": (_JOB_ACTIVE, "cancelled", "cancelled"),
-        },
+
+def _typical_job(name: str, description: str, service: str, entity: str) -> StateMachine:
+    """pending -> queued -> running -> succeeded | failed | cancelled; no pause."""
+    return _build(
+        _Spec(
+            name=name,
+            description=description,
+            service=service,
+            entity=entity,
+            initial="pending",
+            states=_s("pending", "queued", "running", "succeeded", "failed", "cancelled"),
+            terminal=_s("succeeded", "failed", "cancelled"),
+            moves={
+                "enqueue": (_s("pending"), "queued", "queued"),
+                "start": (_s("queued"), "running", "started"),
+                "succeed": (_s("running"), "succeeded", "succeeded"),
+                "fail": (_JOB_ACTIVE, "failed", "failed"),
+                "cancel": (_JOB_ACTIVE, "cancelled", "cancelled"),
+            },
+        )
     )
+
+
+DATASET_TASK = _typical_job(
+    "dataset_task",
+    "A dataset task (import, clean, dedup, split, augment, features, convert): a typical job, no pause.",
+    service="dataset",
+    entity="task",
 )
 
 LABELING_TASK = _build(
@@ -331,25 +339,11 @@ TRAINING_JOB = _build(
     )
 )
 
-EVALUATION_JOB = _build(
-    _Spec(
-        name="evaluation_job",
-        description=(
-            "An evaluation task: one run of an evaluation configuration against a model version; no pause."
-        ),
-        service="training",
-        entity="eval",
-        initial="pending",
-        states=_s("pending", "queued", "running", "succeeded", "failed", "cancelled"),
-        terminal=_s("succeeded", "failed", "cancelled"),
-        moves={
-            "enqueue": (_s("pending"), "queued", "queued"),
-            "start": (_s("queued"), "running", "started"),
-            "succeed": (_s("running"), "succeeded", "succeeded"),
-            "fail": (_JOB_ACTIVE, "failed", "failed"),
-            "cancel": (_JOB_ACTIVE, "cancelled", "cancelled"),
-        },
-    )
+EVALUATION_JOB = _typical_job(
+    "evaluation_job",
+    "An evaluation task: one run of an evaluation configuration against a model version; no pause.",
+    service="training",
+    entity="eval",
 )
 
 MODEL_VERSION = _build(
