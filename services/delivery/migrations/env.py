@@ -1,0 +1,3 @@
+from forge_kit.migration_env import run_migrations
+
+run_migrations(None)

@@ -1,0 +1,174 @@
+"""Temporal activities on the registry's task queue (models in `forge_contracts.activities.registry`).
+
+Each is idempotent, since Temporal retries: registration by training job id, an evaluation by its id,
+release and delivery by the state they lead to. What the release gate refuses fails with a non-retryable
+`ApplicationError` (a retry could not change the answer)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from forge_contracts.activities.registry import (
+    CONFLICT,
+    ILLEGAL_TRANSITION,
+    INVALID_REQUEST,
+    MARK_DELIVERED,
+    NOT_FOUND,
+    RECORD_EVALUATION,
+    REGISTER_MODEL_VERSION,
+    RELEASE_BLOCKED,
+    RELEASE_VERSION,
+    DeliveredVersion,
+    EvaluationOutcome,
+    GateDecision,
+    MarkDelivered,
+    RegisteredVersion,
+    RegisterVersion,
+    ReleasedVersion,
+    ReleaseRequest,
+)
+from forge_contracts.state_machines import IllegalTransition
+from forge_kit.db import Database
+from forge_kit.errors import BadRequest, Conflict, ForgeError, NotFound
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from forge_registry import schemas, service
+from forge_registry.reports import ReportStore
+from forge_registry.service import Caller
+
+
+@asynccontextmanager
+async def _gate_errors() -> AsyncIterator[None]:
+    """Refusals become non-retryable ApplicationErrors typed for the calling workflow."""
+    try:
+        yield
+    except IllegalTransition as error:
+        kind = (
+            RELEASE_BLOCKED
+            if error.transition == "release" and error.current == "evaluation_failed"
+            else ILLEGAL_TRANSITION
+        )
+        raise ApplicationError(
+            str(error), {"status": 409, "current_state": error.current}, type=kind, non_retryable=True
+        ) from error
+    except ForgeError as error:
+        kinds: dict[type[ForgeError], str] = {
+            NotFound: NOT_FOUND,
+            BadRequest: INVALID_REQUEST,
+            Conflict: CONFLICT,
+        }
+        kind = kinds.get(type(error), INVALID_REQUEST)
+        raise ApplicationError(
+            error.detail, {"status": error.status}, type=kind, non_retryable=True
+        ) from error
+
+
+class RegistryActivities:
+    """The activities, bound to the service's database and report store."""
+
+    def __init__(self, db: Database, reports: ReportStore) -> None:
+        self.db = db
+        self.reports = reports
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.register_model_version,
+            self.record_evaluation,
+            self.release_version,
+            self.mark_delivered,
+        ]
+
+    @activity.defn(name=REGISTER_MODEL_VERSION)
+    async def register_model_version(self, request: RegisterVersion) -> RegisteredVersion:
+        """Register a training job's model as a new version (the same job always gets the same version)."""
+        body = schemas.VersionCreate(
+            artifact_uri=request.artifact_uri,
+            framework=request.framework,
+            training_job_id=request.training_job_id,
+            base_model_id=request.base_model_id,
+            dataset_versions=list(request.dataset_versions),
+            hyperparameters=request.hyperparameters,
+            metrics=request.metrics,
+        )
+        async with _gate_errors():
+            version, created = await service.register_version(
+                self.db, Caller(request.tenant_id, request.actor), request.project_id, body
+            )
+        return RegisteredVersion(
+            version_id=version.id,
+            project_id=version.project_id,
+            version=version.version,
+            state=version.state,
+            created=created,
+        )
+
+    @activity.defn(name=RECORD_EVALUATION)
+    async def record_evaluation(self, outcome: EvaluationOutcome) -> GateDecision:
+        """Judge an evaluation against the gate (starting the evaluation first if needed) and move the
+        version to evaluation_passed or evaluation_failed."""
+        result = schemas.EvaluationResult(
+            evaluation_id=outcome.evaluation_id,
+            metrics=outcome.metrics,
+            report=outcome.report,
+            report_uri=outcome.report_uri,
+            thresholds=outcome.thresholds,
+        )
+        async with _gate_errors():
+            recorded = await service.record_evaluation(
+                self.db,
+                self.reports,
+                Caller(outcome.tenant_id, outcome.actor),
+                None,
+                outcome.version_id,
+                result,
+                start_if_needed=True,
+            )
+        evaluation = recorded.evaluation
+        return GateDecision(
+            version_id=recorded.version.id,
+            evaluation_id=evaluation.id,
+            passed=evaluation.passed,
+            may_release=recorded.version.state == "evaluation_passed",
+            failed_checks=list(evaluation.failed_checks),
+            state=recorded.version.state,
+            report_uri=evaluation.report_uri,
+        )
+
+    @activity.defn(name=RELEASE_VERSION)
+    async def release_version(self, request: ReleaseRequest) -> ReleasedVersion:
+        """Release a version whose evaluation passed; `ReleaseBlocked` when it failed."""
+        caller = Caller(request.tenant_id, request.actor)
+        async with _gate_errors():
+            current = await service.version(self.db, caller, request.version_id)
+            if current.state not in {"released", "delivered"}:  # else: a retry after the release committed
+                current = await service.release(
+                    self.db,
+                    caller,
+                    None,
+                    request.version_id,
+                    schemas.Release(alias=request.alias, notes=request.notes),
+                )
+        return ReleasedVersion(
+            version_id=current.id,
+            version=current.version,
+            state=current.state,
+            artifact_uri=current.artifact_uri,
+        )
+
+    @activity.defn(name=MARK_DELIVERED)
+    async def mark_delivered(self, request: MarkDelivered) -> DeliveredVersion:
+        """Record a delivery of a released version; `IllegalTransition` (409) for any other state."""
+        body = schemas.Delivered(delivery_order_id=request.delivery_order_id, bundle_uri=request.bundle_uri)
+        async with _gate_errors():
+            version = await service.mark_delivered(
+                self.db, Caller(request.tenant_id, request.actor), None, request.version_id, body
+            )
+        return DeliveredVersion(
+            version_id=version.id,
+            state=version.state,
+            delivery_order_id=body.delivery_order_id,
+            bundle_uri=body.bundle_uri,
+        )

@@ -1,0 +1,408 @@
+"""The registry end to end on the real stack: model projects, base models, versions with lineage, and the
+release gate (a failed evaluation blocks release and delivery unless an approver overrides it, audited)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+from forge_contracts.activities.registry import EvaluationOutcome, MarkDelivered, RegisterVersion
+from forge_contracts.envelope import uuid7
+from forge_kit.objects import s3_client
+
+from tests.services.registry.chain import GateChain
+from tests.services.registry.conftest import EventReader, Registry
+
+HASH = "ab" * 32
+GATE = {"perplexity": {"max": 50}, "bleu": {"min": 5}}
+GOOD = {"perplexity": 12.5, "bleu": 9.0}
+BAD = {"perplexity": 80.0, "bleu": 2.0}
+
+
+def h(tenant: str, user: str = "alice") -> dict[str, str]:
+    return {"x-forge-tenant": tenant, "x-forge-user": user}
+
+
+async def make_project(http: httpx.AsyncClient, tenant: str, **extra: Any) -> dict[str, Any]:
+    body = {"name": f"qwen-{uuid.uuid4().hex[:6]}", "desc": "support bot", "gate": GATE, **extra}
+    response = await http.post("/model-projects", json=body, headers=h(tenant))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def make_version(http: httpx.AsyncClient, tenant: str, project_id: str, **extra: Any) -> dict[str, Any]:
+    body = {
+        "artifact_uri": "s3://forge-models/acme/run/final/",
+        "training_job_id": uuid7(),
+        "dataset_versions": [{"id": uuid7(), "content_hash": HASH}],
+        "hyperparameters": {"lr": 0.0002, "lora_rank": 8},
+        "metrics": {"eval_loss": 0.54},
+        **extra,
+    }
+    response = await http.post(f"/model-projects/{project_id}/versions", json=body, headers=h(tenant))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def path(version: dict[str, Any], action: str = "") -> str:
+    base = f"/model-projects/{version['project_id']}/versions/{version['id']}"
+    return f"{base}/{action}" if action else base
+
+
+async def evaluate(
+    http: httpx.AsyncClient, tenant: str, version: dict[str, Any], metrics: dict[str, float]
+) -> httpx.Response:
+    evaluation_id = uuid7()
+    started = await http.post(
+        path(version, "evaluation/start"), json={"evaluation_id": evaluation_id}, headers=h(tenant)
+    )
+    assert started.status_code == 200, started.text
+    return await http.post(
+        path(version, "evaluation/result"),
+        json={"metrics": metrics, "report": {"samples": [{"input": "hi", "output": "hello"}]}},
+        headers=h(tenant),
+    )
+
+
+async def test_a_passing_evaluation_releases_and_delivers_with_one_event_per_change(
+    registry: Registry, tenant: str, events: EventReader
+) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    version = await make_version(http, tenant, project["id"])
+    assert (version["version"], version["state"], version["sequence"]) == (1, "registered", 1)
+
+    result = await evaluate(http, tenant, version, GOOD)
+    assert result.status_code == 200, result.text
+    assert result.json()["passed"] is True
+    assert result.json()["report"]["samples"][0]["output"] == "hello"
+    released = await http.post(path(version, "release"), json={"alias": "production"}, headers=h(tenant))
+    assert released.status_code == 200, released.text
+    assert released.json()["state"] == "released" and "production" in released.json()["tags"]
+    order = {"delivery_order_id": uuid7(), "bundle_uri": "s3://forge-bundles/acme/qwen/1/"}
+    delivered = await http.post(path(version, "mark-delivered"), json=order, headers=h(tenant))
+    assert delivered.status_code == 200, delivered.text
+    assert delivered.json()["state"] == "delivered"
+
+    detail = (await http.get(f"/model-projects/{project['id']}", headers=h(tenant))).json()
+    assert detail["versions"][0]["state"] == "delivered"
+    assert detail["versions"][0]["evaluation_passed"] is True
+    assert detail["status"]["latest_delivered_version"] == 1
+
+    seen = await events.of([version["id"]], count=5)
+    assert [e.type.split(".")[3] for e in seen] == [
+        "registered",
+        "evaluation_started",
+        "evaluation_passed",
+        "released",
+        "delivered",
+    ]
+    assert [e.sequence for e in seen] == [1, 2, 3, 4, 5]
+    assert all(e.tenantid == tenant and e.data["actor"] == "alice" for e in seen)
+    report_uri = seen[2].data["report_uri"]
+    assert report_uri.startswith(f"s3://{registry.bucket}/{tenant}/")
+    async with s3_client(registry.stack) as s3:
+        stored = await s3.get_object(Bucket=registry.bucket, Key=report_uri.split("/", 3)[3])
+        report = json.loads(await stored["Body"].read())
+    assert report["passed"] is True and report["thresholds"] == GATE
+
+
+async def test_a_failed_evaluation_blocks_release_and_delivery(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    version = await make_version(http, tenant, project["id"])
+
+    result = await evaluate(http, tenant, version, BAD)
+    assert result.json()["passed"] is False
+    assert result.json()["failed_checks"] == ["bleu 2 < 5", "perplexity 80 > 50"]
+
+    release = await http.post(path(version, "release"), json={}, headers=h(tenant))
+    assert release.status_code == 409
+    assert release.json()["current_state"] == "evaluation_failed"
+    assert "override_release" in release.json()["allowed"]
+    order = {"delivery_order_id": uuid7(), "bundle_uri": "s3://forge-bundles/acme/qwen/1/"}
+    delivery = await http.post(path(version, "mark-delivered"), json=order, headers=h(tenant))
+    assert delivery.status_code == 409
+    after = (await http.get(path(version), headers=h(tenant))).json()
+    assert (after["state"], after["sequence"], after["delivery_order_id"]) == ("evaluation_failed", 3, None)
+
+
+async def test_an_override_needs_an_approver_and_a_reason_and_is_audited(
+    registry: Registry, tenant: str, events: EventReader
+) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    version = await make_version(http, tenant, project["id"])
+    await evaluate(http, tenant, version, BAD)
+
+    no_reason = await http.post(
+        path(version, "override-release"), json={"approved_by": "erin"}, headers=h(tenant)
+    )
+    assert no_reason.status_code == 409
+    assert "reason" in no_reason.json()["detail"]
+    blank = await http.post(
+        path(version, "override-release"), json={"approved_by": "erin", "reason": "  "}, headers=h(tenant)
+    )
+    assert blank.status_code == 409
+    assert (await http.get(path(version), headers=h(tenant))).json()["state"] == "evaluation_failed"
+
+    body = {"approved_by": "erin", "reason": "gap within noise; tracked in RISK-42"}
+    overridden = await http.post(path(version, "override-release"), json=body, headers=h(tenant, "bob"))
+    assert overridden.status_code == 200, overridden.text
+    assert overridden.json()["state"] == "released"
+
+    trail = (await http.get(path(version, "audit"), headers=h(tenant))).json()
+    override = [entry for entry in trail if entry["action"] == "override_release"]
+    assert len(override) == 1
+    assert override[0]["approved_by"] == "erin" and override[0]["actor"] == "bob"
+    assert override[0]["reason"] == body["reason"] and override[0]["at"]
+    assert override[0]["details"]["failed_checks"] == ["bleu 2 < 5", "perplexity 80 > 50"]
+    seen = await events.of([version["id"]], count=4)
+    last = seen[-1]
+    assert last.type == "forge.registry.version.release_overridden.v1"
+    assert (last.data["approved_by"], last.data["reason"]) == ("erin", body["reason"])
+    assert [e.sequence for e in seen] == [1, 2, 3, 4]
+
+
+async def test_deprecating_and_reinstating_rolls_back_to_an_older_version(
+    registry: Registry, tenant: str
+) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    first = await make_version(http, tenant, project["id"])
+    second = await make_version(http, tenant, project["id"])
+    assert second["version"] == 2
+    for version in (first, second):
+        await evaluate(http, tenant, version, GOOD)
+        await http.post(path(version, "release"), json={"alias": "production"}, headers=h(tenant))
+    replaced = {"reason": "replaced by version 2", "replaced_by_version_id": second["id"]}
+    assert (await http.post(path(first, "deprecate"), json=replaced, headers=h(tenant))).json()[
+        "state"
+    ] == "deprecated"
+
+    back = {"reason": "version 2 raised P99 latency", "rolled_back_from_version_id": second["id"]}
+    reinstated = await http.post(path(first, "reinstate"), json=back, headers=h(tenant))
+    assert reinstated.status_code == 200, reinstated.text
+    assert reinstated.json()["state"] == "released"
+    production = (await http.get("/model-versions", params={"tag": "production"}, headers=h(tenant))).json()
+    assert [v["version"] for v in production] == [2]  # the alias moved to the newest release
+
+
+async def test_two_versions_compare_on_metrics_and_parameters(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    a = await make_version(
+        http, tenant, project["id"], metrics={"eval_loss": 0.6}, hyperparameters={"lr": 0.001}
+    )
+    b = await make_version(
+        http, tenant, project["id"], metrics={"eval_loss": 0.4}, hyperparameters={"lr": 0.0005}
+    )
+    await evaluate(http, tenant, a, BAD)
+    await evaluate(http, tenant, b, GOOD)
+
+    response = await http.get(
+        f"/model-projects/{project['id']}/versions/compare",
+        params={"a": "1", "b": b["id"]},
+        headers=h(tenant),
+    )
+    assert response.status_code == 200, response.text
+    diff = response.json()
+    assert (diff["a"]["version"], diff["b"]["version"]) == (1, 2)
+    assert (
+        diff["metrics"]["eval_loss"]["delta"] == -0.2
+        or abs(diff["metrics"]["eval_loss"]["delta"] + 0.2) < 1e-9
+    )
+    assert diff["evaluation_metrics"]["bleu"] == {"a": 2.0, "b": 9.0, "delta": 7.0}
+    assert diff["hyperparameters"]["lr"] == {"a": 0.001, "b": 0.0005, "same": False}
+    assert len(diff["datasets"]["only_a"]) == 1 and diff["datasets"]["common"] == []
+
+
+async def test_tags_and_search_find_versions_by_tag_and_state(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    a = await make_version(http, tenant, project["id"])
+    await make_version(http, tenant, project["id"])
+    tagged = await http.put(path(a, "tags"), json={"tags": ["candidate", "zh"]}, headers=h(tenant))
+    assert tagged.status_code == 200 and tagged.json()["tags"] == ["candidate", "zh"]
+
+    found = (await http.get("/model-versions", params={"tag": "candidate"}, headers=h(tenant))).json()
+    assert [v["id"] for v in found] == [a["id"]]
+    registered = (await http.get("/model-versions", params={"state": "registered"}, headers=h(tenant))).json()
+    assert len(registered) == 2
+    bad_state = await http.get("/model-versions", params={"state": "shipped"}, headers=h(tenant))
+    assert bad_state.status_code == 400 and "shipped" in bad_state.json()["detail"]
+
+
+async def test_another_tenant_sees_nothing_and_gets_404(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    version = await make_version(http, tenant, project["id"])
+    other = f"{tenant}-b"
+
+    assert (await http.get(f"/model-projects/{project['id']}", headers=h(other))).status_code == 404
+    assert (await http.get(path(version), headers=h(other))).status_code == 404
+    start = await http.post(
+        path(version, "evaluation/start"), json={"evaluation_id": uuid7()}, headers=h(other)
+    )
+    assert start.status_code == 404
+    assert (await http.get("/model-projects", headers=h(other))).json() == []
+    assert (await http.get("/model-versions", headers=h(other))).json() == []
+    register = await http.post(
+        f"/model-projects/{project['id']}/versions",
+        json={"artifact_uri": "s3://forge-models/x/"},
+        headers=h(other),
+    )
+    assert register.status_code == 404
+    assert (await http.get(path(version), headers=h(tenant))).json()["state"] == "registered"
+
+
+async def test_an_illegal_transition_is_409_and_changes_nothing(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    version = await make_version(http, tenant, project["id"])
+
+    early = await http.post(path(version, "evaluation/result"), json={"metrics": GOOD}, headers=h(tenant))
+    assert early.status_code == 409
+    release = await http.post(path(version, "release"), headers=h(tenant))
+    assert release.status_code == 409
+    assert release.json()["current_state"] == "registered"
+    after = (await http.get(path(version), headers=h(tenant))).json()
+    assert (after["state"], after["sequence"]) == ("registered", 1)
+    assert [e["action"] for e in (await http.get(path(version, "audit"), headers=h(tenant))).json()] == [
+        "register"
+    ]
+
+
+async def test_bad_input_is_422_naming_the_field(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    project = await make_project(http, tenant)
+    bad_uri = await http.post(
+        f"/model-projects/{project['id']}/versions",
+        json={"artifact_uri": "file:///models/run"},
+        headers=h(tenant),
+    )
+    assert bad_uri.status_code == 422
+    assert bad_uri.json()["errors"][0]["location"] == "body.artifact_uri"
+    bad_gate = await http.post("/model-projects", json={"name": "x", "gate": {"bleu": {}}}, headers=h(tenant))
+    assert bad_gate.status_code == 422 and "gate" in bad_gate.json()["detail"]
+    no_tenant = await http.get("/model-projects")
+    assert no_tenant.status_code == 422 and "x-forge-tenant" in no_tenant.json()["detail"]
+    bad_base = await http.post(
+        "/base-models",
+        json={
+            "name": "tiny",
+            "version": "1",
+            "uri": "s3://forge-models/base/",
+            "architecture": "llama",
+            "parameter_count": 0,
+        },
+        headers=h(tenant),
+    )
+    assert bad_base.status_code == 422 and "parameter_count" in bad_base.json()["detail"]
+
+
+async def test_base_models_are_registered_and_referenced_by_versions(registry: Registry, tenant: str) -> None:
+    http = registry.http
+    body = {
+        "name": "tiny-llama",
+        "version": "1.0",
+        "uri": "s3://forge-models/base/tiny-llama/",
+        "architecture": "LlamaForCausalLM",
+        "parameter_count": 4_200_000,
+        "intended_use": "tests and demos",
+        "licence": "apache-2.0",
+    }
+    created = await http.post("/base-models", json=body, headers=h(tenant))
+    assert created.status_code == 201, created.text
+    again = await http.post("/base-models", json=body, headers=h(tenant))
+    assert again.status_code == 409
+    listed = (await http.get("/base-models", headers=h(tenant))).json()
+    assert [(m["name"], m["parameter_count"]) for m in listed] == [("tiny-llama", 4_200_000)]
+
+    project = await make_project(http, tenant)
+    version = await make_version(http, tenant, project["id"], base_model_id=created.json()["id"])
+    assert version["base_model_id"] == created.json()["id"]
+    unknown = await http.post(
+        f"/model-projects/{project['id']}/versions",
+        json={"artifact_uri": "s3://forge-models/x/", "base_model_id": uuid7()},
+        headers=h(tenant),
+    )
+    assert unknown.status_code == 400 and "base_model_id" in unknown.json()["detail"]
+
+
+async def test_the_gate_activities_in_a_workflow_refuse_release_and_delivery_of_a_failed_version(
+    registry: Registry, tenant: str
+) -> None:
+    project = await make_project(registry.http, tenant)
+    steps = await _chain(registry, tenant, project["id"], BAD)
+    assert steps == [
+        "registered 1 created=True",
+        "evaluation passed=False may_release=False",
+        "release refused ReleaseBlocked",
+        "delivery refused IllegalTransition",
+    ]
+
+
+async def test_the_gate_activities_in_a_workflow_release_and_deliver_once_however_often_retried(
+    registry: Registry, tenant: str, events: EventReader
+) -> None:
+    project = await make_project(registry.http, tenant)
+    job, evaluation, order = uuid7(), uuid7(), uuid7()
+    first = await _chain(registry, tenant, project["id"], GOOD, job=job, evaluation=evaluation, order=order)
+    again = await _chain(registry, tenant, project["id"], GOOD, job=job, evaluation=evaluation, order=order)
+    assert first == [
+        "registered 1 created=True",
+        "evaluation passed=True may_release=True",
+        "release released",
+        "delivery delivered",
+    ]
+    # The second run finds everything done: no new version, evaluation, release or delivery.
+    assert again == [
+        "registered 1 created=False",
+        "evaluation passed=True may_release=False",
+        "release delivered",
+        "delivery delivered",
+    ]
+    versions = (await registry.http.get("/model-versions", headers=h(tenant))).json()
+    assert len(versions) == 1
+    seen = await events.of([versions[0]["id"]], count=5)
+    assert [e.sequence for e in seen] == [1, 2, 3, 4, 5]
+
+
+async def _chain(
+    registry: Registry,
+    tenant: str,
+    project_id: str,
+    metrics: dict[str, float],
+    *,
+    job: str | None = None,
+    evaluation: str | None = None,
+    order: str | None = None,
+) -> list[str]:
+    placeholder = uuid7()
+    register = RegisterVersion(
+        tenant_id=tenant,
+        project_id=project_id,
+        training_job_id=job or uuid7(),
+        artifact_uri="s3://forge-models/acme/run/final/",
+        actor="service:training",
+    )
+    outcome = EvaluationOutcome(
+        tenant_id=tenant, version_id=placeholder, evaluation_id=evaluation or uuid7(), metrics=metrics
+    )
+    delivery = MarkDelivered(
+        tenant_id=tenant,
+        version_id=placeholder,
+        delivery_order_id=order or uuid7(),
+        bundle_uri="s3://forge-bundles/acme/qwen/1/",
+    )
+    assert registry.runtime.temporal is not None
+    return await registry.runtime.temporal.execute_workflow(
+        GateChain.run,
+        args=[register, outcome, delivery],
+        id=f"registry-test-{uuid7()}",
+        task_queue=registry.runtime.task_queue,
+        result_type=list[str],
+    )
