@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forge_cli import tools
+from forge_cli.services import Platform
 from forge_cli.stack import Stack, StackError
 
 app = typer.Typer(help="Forge: develop, train, fine-tune and deliver models.", no_args_is_help=True)
@@ -98,14 +99,60 @@ def stack_status() -> None:
 
 @app.command("up")
 def up() -> None:
-    """Bring the platform up (for now: the local stack)."""
-    stack_up()
+    """Bring the platform up: the stack, then every service (idempotent)."""
+    stack_install()
+    platform = Platform()
+    begin = time.monotonic()
+    try:
+        with console.status("Starting the stack and the services..."):
+            platform.up()
+    except StackError as error:
+        console.print(f"[red]platform failed to start:[/] {error}", highlight=False)
+        raise typer.Exit(1) from error
+    _print_platform(platform)
+    console.print(f"platform up in {time.monotonic() - begin:.1f}s; endpoints in {platform.stack.env_file}")
+    console.print(f"Temporal UI: {platform.stack.servers[2].endpoints()['ui']}")
 
 
 @app.command("down")
 def down() -> None:
-    """Stop the platform."""
-    stack_down()
+    """Stop the services, then the stack; no process is left behind."""
+    platform = Platform()
+    platform.down()
+    left = platform.stack.pids() + [pid for s in platform.services if s.running() and (pid := s.pid())]
+    if left:
+        console.print(f"[red]processes still alive: {left}[/]")
+        raise typer.Exit(1)
+    console.print("platform stopped")
+
+
+@app.command("status")
+def status() -> None:
+    """State of the stack's servers and of every service. Exit 1 unless all run."""
+    if not _print_platform(Platform()):
+        raise typer.Exit(1)
+
+
+def _print_platform(platform: Platform) -> bool:
+    healthy = _print_status(platform.stack)
+    table = Table(title="Forge services")
+    for column in ("service", "state", "pid", "endpoint", "log"):
+        table.add_column(column)
+    for service in platform.services:
+        state = service.status()
+        colour = {"running": "green", "stopped": "yellow"}.get(state.state, "red")
+        table.add_row(
+            service.name,
+            f"[{colour}]{state.state}[/]",
+            str(state.pid or "-"),
+            state.endpoints["http"],
+            str(state.log_path),
+        )
+        healthy &= state.state == "running"
+    for name in platform.missing:
+        table.add_row(name, "[dim]not built yet[/]", "-", "-", "-")
+    console.print(table)
+    return healthy
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,8 @@ from forge_cli import tools
 RUNNING_AS_ROOT = os.geteuid() == 0
 
 
-def _port(name: str, default: int) -> int:
+def port_from_env(name: str, default: int) -> int:
+    """FORGE_<NAME>_PORT if set, else the default."""
     return int(os.environ.get(f"FORGE_{name}_PORT", default))
 
 
@@ -38,15 +39,15 @@ def _port(name: str, default: int) -> int:
 class Ports:
     """Loopback ports of the stack; each can be moved with FORGE_<NAME>_PORT at `up` time."""
 
-    pg: int = field(default_factory=lambda: _port("PG", 15432))
-    kafka: int = field(default_factory=lambda: _port("KAFKA", 19092))
-    kafka_controller: int = field(default_factory=lambda: _port("KAFKA_CONTROLLER", 19093))
-    temporal: int = field(default_factory=lambda: _port("TEMPORAL", 17233))
-    temporal_ui: int = field(default_factory=lambda: _port("TEMPORAL_UI", 18233))
-    temporal_http: int = field(default_factory=lambda: _port("TEMPORAL_HTTP", 17243))
-    temporal_metrics: int = field(default_factory=lambda: _port("TEMPORAL_METRICS", 17234))
-    minio: int = field(default_factory=lambda: _port("MINIO", 19000))
-    minio_console: int = field(default_factory=lambda: _port("MINIO_CONSOLE", 19001))
+    pg: int = field(default_factory=lambda: port_from_env("PG", 15432))
+    kafka: int = field(default_factory=lambda: port_from_env("KAFKA", 19092))
+    kafka_controller: int = field(default_factory=lambda: port_from_env("KAFKA_CONTROLLER", 19093))
+    temporal: int = field(default_factory=lambda: port_from_env("TEMPORAL", 17233))
+    temporal_ui: int = field(default_factory=lambda: port_from_env("TEMPORAL_UI", 18233))
+    temporal_http: int = field(default_factory=lambda: port_from_env("TEMPORAL_HTTP", 17243))
+    temporal_metrics: int = field(default_factory=lambda: port_from_env("TEMPORAL_METRICS", 17234))
+    minio: int = field(default_factory=lambda: port_from_env("MINIO", 19000))
+    minio_console: int = field(default_factory=lambda: port_from_env("MINIO_CONSOLE", 19001))
 
 
 HOST = "127.0.0.1"
@@ -93,7 +94,8 @@ def _reachable_by_postgres(folder: Path) -> bool:
     return result.returncode == 0
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((HOST, port)) == 0
@@ -486,7 +488,7 @@ class Kafka(DetachedServer):
         ]
 
     def healthy(self) -> bool:
-        if not _port_open(self.stack.ports.kafka):
+        if not port_open(self.stack.ports.kafka):
             return False
         return asyncio.run(self._metadata_ok())
 
@@ -544,7 +546,7 @@ class Temporal(DetachedServer):
         ]
 
     def healthy(self) -> bool:
-        if not _port_open(self.stack.ports.temporal):
+        if not port_open(self.stack.ports.temporal):
             return False
         result = subprocess.run(
             [
@@ -675,7 +677,8 @@ class Stack:
     def pids(self) -> list[int]:
         return [pid for s in self.servers if s.running() and (pid := s.pid()) is not None]
 
-    def write_env_file(self) -> Path:
+    def write_env_file(self, extra: Mapping[str, str] | None = None) -> Path:
+        """Write every endpoint (plus `extra`, e.g. service URLs) to the env file, mode 600."""
         p = self.ports
         values = {
             "FORGE_HOME": str(self.home),
@@ -698,6 +701,7 @@ class Stack:
             values[f"FORGE_{service.upper()}_DATABASE_URL"] = (
                 f"postgresql://forge_{service}:{password}@{HOST}:{p.pg}/forge_{service}"
             )
+        values.update(extra or {})
         body = "# Written by `forge stack up`; read by services, tests and the CLI.\n"
         body += "".join(f"{key}={value}\n" for key, value in values.items())
         self.env_file.write_text(body)
