@@ -25,7 +25,7 @@ def test_up_starts_each_service_process_ready_on_its_port_and_down_stops_it(
         assert ready.json()["checks"] == {"database": "ok", "kafka": "ok", "temporal": "ok"}
         env = load_stack_settings(stack.env_file)
         assert env.service_dsn("registry").endswith("/forge_registry")
-        assert "FORGE_REGISTRY_URL=http://127.0.0.1:18104" in stack.env_file.read_text()
+        assert f"FORGE_REGISTRY_URL=http://127.0.0.1:{registry.port}" in stack.env_file.read_text()
         pid = registry.pid()
         platform.up()  # idempotent: the healthy process is kept
         assert registry.pid() == pid
