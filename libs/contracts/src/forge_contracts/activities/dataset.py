@@ -1,0 +1,114 @@
+"""Activities of the dataset service (task queue `forge-dataset`): resolve a published version to its
+manifest, and publish a version derived from files already in object storage.
+
+    resolved = await workflow.execute_activity(
+        RESOLVE_VERSION, DatasetVersionRef(...), result_type=ResolvedVersion,
+        task_queue="forge-dataset", start_to_close_timeout=timedelta(seconds=30),
+    )
+
+Both are idempotent: resolving reads only, and publishing is keyed by `request_id` (or, when absent, by
+the calling activity's idempotency key), so a retry returns the version the first attempt published.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from forge_contracts.events.base import Actor, Id, Sha256, TenantId
+
+TASK_QUEUE = "forge-dataset"
+RESOLVE_VERSION = "dataset.resolve_version"
+PUBLISH_DERIVED_VERSION = "dataset.publish_derived_version"
+
+FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,122}\.jsonl$"
+"""What a file of a dataset version may be called (JSONL files only, for now)."""
+
+
+class DatasetVersionRef(BaseModel):
+    """Which dataset version to resolve, as seen by `tenant_id`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: TenantId
+    dataset_id: Id
+    version_id: Id
+
+
+class ManifestFile(BaseModel):
+    """One file of a version, as listed in its manifest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="The file name within the version, e.g. `train.jsonl`.")
+    object_key: str = Field(description="Its key in `ResolvedVersion.bucket` (content-addressed).")
+    sha256: Sha256
+    size_bytes: int = Field(ge=0)
+    record_count: int = Field(ge=0)
+
+
+class ResolvedVersion(BaseModel):
+    """A published dataset version: where its files are and what they hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: TenantId
+    dataset_id: Id
+    version_id: Id
+    number: int = Field(ge=1, description="The version number within the dataset.")
+    state: Literal["published", "deprecated"]
+    modality: Literal["text", "image", "audio", "video"]
+    bucket: str = Field(description="The bucket holding the manifest and every file.")
+    manifest_key: str
+    manifest_sha256: Sha256 = Field(description="The version's content address.")
+    files: list[ManifestFile]
+    item_count: int = Field(ge=0)
+    size_bytes: int = Field(ge=0)
+    parent_version_id: Id | None = None
+
+
+class DerivedFile(BaseModel):
+    """A JSONL file already in object storage, to become one file of a derived version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=FILE_NAME_PATTERN, description="Its file name in the derived version.")
+    object_key: str = Field(min_length=1, max_length=1024)
+    bucket: str | None = Field(default=None, description="Default: the dataset service's bucket.")
+
+
+class PublishDerivedVersion(BaseModel):
+    """Create and publish a version of `dataset_id` from files in object storage (validated and copied
+    to content-addressed keys), with lineage to `parent_version_id`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: TenantId
+    dataset_id: Id
+    parent_version_id: Id | None = Field(default=None, description="The version it derives from.")
+    operation: str = Field(
+        min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$", description="e.g. `labeling_export`."
+    )
+    parameters: dict[str, Any] = Field(default_factory=dict, description="The operation's parameters.")
+    files: list[DerivedFile] = Field(min_length=1)
+    actor: Actor | None = None
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Idempotency key; default: the calling activity's workflow run and activity id.",
+    )
+
+
+__all__ = [
+    "FILE_NAME_PATTERN",
+    "PUBLISH_DERIVED_VERSION",
+    "RESOLVE_VERSION",
+    "TASK_QUEUE",
+    "DatasetVersionRef",
+    "DerivedFile",
+    "ManifestFile",
+    "PublishDerivedVersion",
+    "ResolvedVersion",
+]

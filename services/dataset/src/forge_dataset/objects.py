@@ -1,0 +1,180 @@
+"""The dataset bucket: streaming multipart uploads, content-addressed copies, streaming reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aioboto3
+from botocore.exceptions import ClientError
+
+from forge_dataset.settings import DatasetSettings
+
+MAX_SINGLE_COPY_BYTES = 5 * 1024**3  # S3's limit for one CopyObject
+COPY_PART_BYTES = 512 * 1024**2
+
+
+class ObjectStore:
+    """One bucket on the S3 API. The kit's `s3_client` takes the stack's settings (with a secret key
+    object), not a service's, so the client is built here from ServiceSettings' plain fields."""
+
+    def __init__(self, settings: DatasetSettings) -> None:
+        self.bucket = settings.dataset_bucket
+        self.part_bytes = settings.upload_part_bytes
+        self._settings = settings
+        self._session = aioboto3.Session()
+        self._bucket_ready = False
+        self._bucket_lock = asyncio.Lock()
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def client(self) -> Any:
+        s = self._settings
+        return self._session.client(
+            "s3",
+            endpoint_url=s.s3_endpoint,
+            aws_access_key_id=s.s3_access_key,
+            aws_secret_access_key=s.s3_secret_key,
+            region_name=s.s3_region,
+        )
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists (once per process)."""
+        if self._bucket_ready:
+            return
+        async with self._bucket_lock, self.client() as s3:
+            if self._bucket_ready:
+                return
+            try:
+                await s3.head_bucket(Bucket=self.bucket)
+            except ClientError:
+                try:
+                    await s3.create_bucket(Bucket=self.bucket)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] not in {
+                        "BucketAlreadyOwnedByYou",
+                        "BucketAlreadyExists",
+                    }:
+                        raise
+            self._bucket_ready = True
+
+    async def write_stream(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        on_part: Callable[[bytes], Awaitable[None]],
+        on_end: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Multipart-upload `chunks` to `key` in parts of `part_bytes` (the last may be smaller), holding
+        one part in memory. `on_part` sees each part before it is uploaded and `on_end` runs before the
+        upload completes; if either (or anything else) raises, the upload is aborted: nothing is written."""
+        await self.ensure_bucket()
+        async with self.client() as s3:
+            upload = await s3.create_multipart_upload(Bucket=self.bucket, Key=key)
+            upload_id = upload["UploadId"]
+            parts: list[dict[str, Any]] = []
+
+            async def send(part: bytes) -> None:
+                await on_part(part)
+                number = len(parts) + 1
+                sent = await s3.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
+                )
+                parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+
+            try:
+                buffer = bytearray()
+                async for chunk in chunks:
+                    buffer += chunk
+                    while len(buffer) >= self.part_bytes:
+                        await send(bytes(buffer[: self.part_bytes]))
+                        del buffer[: self.part_bytes]
+                if buffer or not parts:
+                    await send(bytes(buffer))
+                await on_end()
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except BaseException:
+                await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                raise
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write small `data` (a manifest, a split file held in memory) in one request or in parts."""
+        await self.ensure_bucket()
+        if len(data) <= self.part_bytes:
+            async with self.client() as s3:
+                await s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+            return
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        async def nothing(*_: Any) -> None:
+            return None
+
+        await self.write_stream(key, chunks(), on_part=nothing, on_end=nothing)
+
+    async def size(self, key: str, bucket: str | None = None) -> int | None:
+        """The object's size, or None when it does not exist."""
+        async with self.client() as s3:
+            try:
+                head = await s3.head_object(Bucket=bucket or self.bucket, Key=key)
+            except ClientError as error:
+                if error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise
+        return int(head["ContentLength"])
+
+    async def copy(
+        self, source_key: str, key: str, size_bytes: int, source_bucket: str | None = None
+    ) -> None:
+        """Copy an object into this bucket (server side; in parts above S3's 5 GiB single-copy limit)."""
+        await self.ensure_bucket()
+        source = {"Bucket": source_bucket or self.bucket, "Key": source_key}
+        async with self.client() as s3:
+            if size_bytes <= MAX_SINGLE_COPY_BYTES:
+                await s3.copy_object(Bucket=self.bucket, Key=key, CopySource=source)
+                return
+            upload_id = (await s3.create_multipart_upload(Bucket=self.bucket, Key=key))["UploadId"]
+            parts = []
+            try:
+                for number, start in enumerate(range(0, size_bytes, COPY_PART_BYTES), start=1):
+                    end = min(start + COPY_PART_BYTES, size_bytes) - 1
+                    done = await s3.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        CopySource=source,
+                        CopySourceRange=f"bytes={start}-{end}",
+                    )
+                    parts.append({"PartNumber": number, "ETag": done["CopyPartResult"]["ETag"]})
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except BaseException:
+                await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                raise
+
+    async def delete(self, key: str) -> None:
+        async with self.client() as s3:
+            await s3.delete_object(Bucket=self.bucket, Key=key)
+
+    async def read(self, key: str, bucket: str | None = None) -> AsyncGenerator[bytes, None]:
+        """The object's bytes in chunks, streamed (stop iterating to stop reading)."""
+        async with self.client() as s3:
+            response = await s3.get_object(Bucket=bucket or self.bucket, Key=key)
+            body = response["Body"]
+            try:
+                async for chunk in body.iter_chunks(1024 * 1024):
+                    yield chunk
+            finally:
+                body.close()
+
+    async def read_all(self, key: str) -> bytes:
+        chunks = [chunk async for chunk in self.read(key)]
+        return b"".join(chunks)

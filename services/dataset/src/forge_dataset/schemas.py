@@ -1,0 +1,159 @@
+"""Request and response models of the dataset API."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from forge_dataset.domain import SPLIT_NAMES, Modality, Secrecy
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+    description: str = Field(default="", max_length=4000)
+    modality: Modality
+    secrecy: Secrecy = Field(description="Classification: public, internal, confidential or secret.")
+    licence: str = Field(min_length=1, max_length=200, description="e.g. `CC-BY-4.0`, `proprietary`.")
+    source: str = Field(min_length=1, max_length=1000, description="Where the data comes from.")
+    schema_hint: dict[str, Any] | None = Field(
+        default=None, description="Optional description of a record's fields, e.g. a JSON Schema."
+    )
+
+
+class DatasetView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    description: str
+    modality: Modality
+    secrecy: Secrecy
+    licence: str
+    source: str
+    schema_hint: dict[str, Any] | None
+    version_count: int
+    created_by: str | None
+    created_at: datetime
+
+
+class FileView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    object_key: str
+    sha256: str
+    size_bytes: int
+    record_count: int
+
+
+class VersionView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    dataset_id: str
+    number: int
+    state: str
+    sequence: int
+    source: str
+    parent_version_id: str | None
+    operation: str | None
+    parameters: dict[str, Any]
+    manifest_sha256: str | None
+    manifest_uri: str | None = None
+    item_count: int
+    size_bytes: int
+    splits: dict[str, int]
+    errors: list[str]
+    created_at: datetime
+    published_at: datetime | None
+    files: list[FileView] = Field(default_factory=list)
+
+
+class SplitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ratios: dict[str, float] = Field(
+        description="Fractions for `train`, `validation` and `test`, each in [0, 1], summing to 1."
+    )
+    seed: int = Field(ge=0, le=2**63 - 1, description="The same seed gives the same split.")
+    stratify_by: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Keep this field's proportions per split."
+    )
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, ratios: dict[str, float]) -> dict[str, float]:
+        if set(ratios) != set(SPLIT_NAMES):
+            raise ValueError(f"ratios must name exactly {', '.join(SPLIT_NAMES)}")
+        if any(not 0 <= value <= 1 for value in ratios.values()):
+            raise ValueError("every ratio must be between 0 and 1")
+        if not math.isclose(sum(ratios.values()), 1.0, abs_tol=1e-6):
+            raise ValueError(f"ratios must sum to 1, not {sum(ratios.values()):g}")
+        return ratios
+
+    @model_validator(mode="after")
+    def _train_not_empty(self) -> SplitRequest:
+        if self.ratios["train"] == 0:
+            raise ValueError("the train ratio must be above 0")
+        return self
+
+
+class VersionStateChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, min_length=1, max_length=4000, pattern=r"\S")
+    replaced_by_version_id: str | None = Field(
+        default=None, description="For `deprecate`: the version to use instead (same dataset)."
+    )
+
+
+class TaskView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    dataset_id: str
+    kind: str
+    state: str
+    sequence: int
+    input_version_id: str | None
+    output_version_id: str | None
+    parameters: dict[str, Any]
+    progress: float
+    stats: dict[str, int]
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LineageStep(BaseModel):
+    """One version in a lineage chain, with the operation that produced it from its parent."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    dataset_id: str
+    number: int
+    state: str
+    source: str
+    manifest_sha256: str | None
+    parent_version_id: str | None
+    operation: str | None
+    parameters: dict[str, Any]
+
+
+class LineageView(BaseModel):
+    version_id: str
+    chain: list[LineageStep] = Field(description="This version first, then its parent, back to the raw one.")
+
+
+class PreviewView(BaseModel):
+    version_id: str
+    modality: Modality
+    records: list[dict[str, Any]] = Field(description="The first records (text datasets only).")
+    files: list[FileView]
+    note: str | None = None

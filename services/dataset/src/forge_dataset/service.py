@@ -1,0 +1,731 @@
+"""Use cases of the dataset service: one function per command, each change and its events in one
+transaction through the outbox. Object storage I/O happens outside transactions, before the change that
+makes it visible, so a failed request leaves no half-written version behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion
+from forge_contracts.envelope import uuid7
+from forge_contracts.events import EVENT_TYPES
+from forge_contracts.events.dataset import DatasetTaskCreated, DatasetVersionCreated
+from forge_contracts.state_machines import MACHINES, StateMachine
+from forge_kit import outbox
+from forge_kit.db import Database
+from forge_kit.errors import Conflict, ForgeError, NotFound
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from forge_dataset import domain
+from forge_dataset.objects import ObjectStore
+from forge_dataset.schemas import DatasetCreate, SplitRequest
+from forge_dataset.tables import Dataset, DatasetTask, DatasetVersion, VersionFile
+
+VERSION: StateMachine = MACHINES["dataset_version"]
+TASK: StateMachine = MACHINES["dataset_task"]
+READABLE = ("published", "deprecated")
+
+
+class Unprocessable(ForgeError):
+    """The request is well-formed but its content is not acceptable (e.g. a bad JSONL line)."""
+
+    status = 422
+    title = "Unprocessable content"
+
+
+@dataclass(frozen=True)
+class Deps:
+    db: Database
+    store: ObjectStore
+    inline_task_max_bytes: int
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    user: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- events -----------------------------------------------------------------------------------------
+
+
+async def _emit(
+    session: AsyncSession, entity: DatasetVersion | DatasetTask, event_type: str, **data: Any
+) -> None:
+    """The aggregate's next event, with its sequence, into the outbox."""
+    entity.sequence += 1
+    payload = EVENT_TYPES[event_type].model_validate(data)
+    await outbox.publish(session, payload.to_envelope(sequence=entity.sequence))
+
+
+async def _move_version(
+    session: AsyncSession, version: DatasetVersion, name: str, actor: str | None, **extra: Any
+) -> None:
+    step = VERSION.transition(version.state, name)
+    from_state, version.state = version.state, step.target
+    session.add(version)
+    await _emit(
+        session,
+        version,
+        step.event_type,
+        tenant_id=version.tenant,
+        occurred_at=_now(),
+        actor=actor,
+        version_id=version.id,
+        dataset_id=version.dataset_id,
+        from_state=from_state,
+        **extra,
+    )
+
+
+async def _move_task(
+    session: AsyncSession, task: DatasetTask, name: str, actor: str | None, **extra: Any
+) -> None:
+    step = TASK.transition(task.state, name)
+    from_state, task.state = task.state, step.target
+    task.updated_at = _now()
+    session.add(task)
+    await _emit(
+        session,
+        task,
+        step.event_type,
+        tenant_id=task.tenant,
+        occurred_at=_now(),
+        actor=actor,
+        task_id=task.id,
+        dataset_id=task.dataset_id,
+        kind=task.kind,
+        from_state=from_state,
+        **extra,
+    )
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+
+async def _dataset(session: AsyncSession, caller: Caller, dataset_id: str, *, lock: bool = False) -> Dataset:
+    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == caller.tenant)
+    if lock:
+        query = query.with_for_update()
+    found = (await session.exec(query)).first()
+    if found is None:
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    return found
+
+
+async def _version(
+    session: AsyncSession, caller: Caller, dataset_id: str, version_id: str, *, lock: bool = False
+) -> DatasetVersion:
+    query = select(DatasetVersion).where(
+        DatasetVersion.id == version_id,
+        DatasetVersion.dataset_id == dataset_id,
+        DatasetVersion.tenant == caller.tenant,
+    )
+    if lock:
+        query = query.with_for_update()
+    found = (await session.exec(query)).first()
+    if found is None:
+        raise NotFound(f"version {version_id!r} of dataset {dataset_id!r} does not exist")
+    return found
+
+
+async def _files(session: AsyncSession, version_id: str) -> list[VersionFile]:
+    query = select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
+    return list((await session.exec(query)).all())
+
+
+async def datasets(deps: Deps, caller: Caller) -> list[Dataset]:
+    async with deps.db.session() as session:
+        query = select(Dataset).where(Dataset.tenant == caller.tenant).order_by(col(Dataset.id))
+        return list((await session.exec(query)).all())
+
+
+async def dataset(deps: Deps, caller: Caller, dataset_id: str) -> Dataset:
+    async with deps.db.session() as session:
+        return await _dataset(session, caller, dataset_id)
+
+
+async def versions(deps: Deps, caller: Caller, dataset_id: str) -> list[DatasetVersion]:
+    async with deps.db.session() as session:
+        await _dataset(session, caller, dataset_id)
+        query = (
+            select(DatasetVersion)
+            .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.tenant == caller.tenant)
+            .order_by(col(DatasetVersion.number))
+        )
+        return list((await session.exec(query)).all())
+
+
+async def version(
+    deps: Deps, caller: Caller, dataset_id: str, version_id: str
+) -> tuple[DatasetVersion, list[VersionFile]]:
+    async with deps.db.session() as session:
+        found = await _version(session, caller, dataset_id, version_id)
+        return found, await _files(session, version_id)
+
+
+async def lineage(deps: Deps, caller: Caller, dataset_id: str, version_id: str) -> list[DatasetVersion]:
+    """The version, then its parent, and so on back to the version with no parent (the raw data)."""
+    async with deps.db.session() as session:
+        current: DatasetVersion | None = await _version(session, caller, dataset_id, version_id)
+        chain: list[DatasetVersion] = []
+        while current is not None and current.id not in {v.id for v in chain}:
+            chain.append(current)
+            if current.parent_version_id is None:
+                break
+            query = select(DatasetVersion).where(
+                DatasetVersion.id == current.parent_version_id, DatasetVersion.tenant == caller.tenant
+            )
+            current = (await session.exec(query)).first()
+        return chain
+
+
+async def task(deps: Deps, caller: Caller, dataset_id: str, task_id: str) -> DatasetTask:
+    async with deps.db.session() as session:
+        query = select(DatasetTask).where(
+            DatasetTask.id == task_id,
+            DatasetTask.dataset_id == dataset_id,
+            DatasetTask.tenant == caller.tenant,
+        )
+        found = (await session.exec(query)).first()
+    if found is None:
+        raise NotFound(f"task {task_id!r} of dataset {dataset_id!r} does not exist")
+    return found
+
+
+async def preview(
+    deps: Deps, caller: Caller, dataset_id: str, version_id: str, limit: int
+) -> tuple[Dataset, DatasetVersion, list[VersionFile], list[dict[str, Any]]]:
+    """The first `limit` records of a text version, in file-name order; none for other modalities."""
+    async with deps.db.session() as session:
+        owner = await _dataset(session, caller, dataset_id)
+        found = await _version(session, caller, dataset_id, version_id)
+        files = await _files(session, version_id)
+    shown: list[dict[str, Any]] = []
+    if owner.modality != domain.Modality.text:
+        return owner, found, files, shown
+    for file in files:
+        pending = b""
+        async with contextlib.aclosing(deps.store.read(file.object_key)) as chunks:
+            async for chunk in chunks:
+                *lines, pending = (pending + chunk).split(b"\n")
+                shown += [json.loads(line) for line in lines if line.strip()][: limit - len(shown)]
+                if len(shown) >= limit:
+                    return owner, found, files, shown
+        if pending.strip():
+            shown.append(json.loads(pending))
+        if len(shown) >= limit:
+            break
+    return owner, found, files, shown[:limit]
+
+
+# --- datasets and versions --------------------------------------------------------------------------
+
+
+async def create_dataset(deps: Deps, caller: Caller, body: DatasetCreate) -> Dataset:
+    created = Dataset(
+        id=uuid7(),
+        tenant=caller.tenant,
+        name=body.name,
+        description=body.description,
+        modality=body.modality.value,
+        secrecy=body.secrecy.value,
+        licence=body.licence,
+        source=body.source,
+        schema_hint=body.schema_hint,
+        created_by=caller.user,
+    )
+    try:
+        async with deps.db.transaction() as session:
+            session.add(created)
+    except IntegrityError:
+        raise Conflict(f"a dataset named {body.name!r} already exists") from None
+    return created
+
+
+async def _new_version(
+    session: AsyncSession,
+    owner: Dataset,
+    actor: str | None,
+    *,
+    source: str,
+    parent_version_id: str | None = None,
+    operation: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    request_key: str | None = None,
+) -> DatasetVersion:
+    """A draft version of `owner` (which the caller has locked) and its created event."""
+    owner.version_count += 1
+    session.add(owner)
+    created = DatasetVersion(
+        id=uuid7(),
+        tenant=owner.tenant,
+        dataset_id=owner.id,
+        number=owner.version_count,
+        state=VERSION.initial,
+        source=source,
+        parent_version_id=parent_version_id,
+        operation=operation,
+        parameters=parameters or {},
+        request_key=request_key,
+        created_by=actor,
+    )
+    session.add(created)
+    await _emit(
+        session,
+        created,
+        DatasetVersionCreated.event_type,
+        tenant_id=owner.tenant,
+        occurred_at=_now(),
+        actor=actor,
+        version_id=created.id,
+        dataset_id=owner.id,
+        version=created.number,
+        source=source,
+        parent_version_id=parent_version_id,
+    )
+    return created
+
+
+async def create_version(deps: Deps, caller: Caller, dataset_id: str) -> DatasetVersion:
+    async with deps.db.transaction() as session:
+        owner = await _dataset(session, caller, dataset_id, lock=True)
+        return await _new_version(session, owner, caller.user, source="upload")
+
+
+def _check_can_upload(found: DatasetVersion) -> None:
+    if found.state != "uploading":
+        VERSION.transition(found.state, "start_upload")  # raises IllegalTransition (409) unless draft
+
+
+async def upload_file(
+    deps: Deps, caller: Caller, dataset_id: str, version_id: str, name: str, body: AsyncIterable[bytes]
+) -> VersionFile:
+    """Stream one JSONL file into the version: validated line by line as it arrives, multipart-uploaded
+    to staging, then copied to its content-addressed key. A bad line aborts the upload (422)."""
+    async with deps.db.session() as session:
+        _check_can_upload(await _version(session, caller, dataset_id, version_id))
+    scanner = domain.JsonlScanner(name)
+    staging_key = domain.staging_prefix(caller.tenant, version_id) + uuid7()
+
+    async def scan(part: bytes) -> None:
+        await asyncio.to_thread(scanner.feed, part)
+
+    async def finish() -> None:
+        scanner.finish()
+
+    try:
+        await deps.store.write_stream(staging_key, body, on_part=scan, on_end=finish)
+    except domain.InvalidRecords as error:
+        raise Unprocessable(str(error)) from None
+    key = domain.blob_key(caller.tenant, scanner.sha256)
+    try:
+        if await deps.store.size(key) != scanner.size_bytes:
+            await deps.store.copy(staging_key, key, scanner.size_bytes)
+    finally:
+        await deps.store.delete(staging_key)
+    async with deps.db.transaction() as session:
+        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        _check_can_upload(found)
+        if found.state == "draft":
+            staging_uri = deps.store.uri(domain.staging_prefix(caller.tenant, version_id))
+            await _move_version(session, found, "start_upload", caller.user, staging_uri=staging_uri)
+        file = await session.get(VersionFile, (version_id, name))
+        file = file or VersionFile(
+            version_id=version_id, name=name, object_key=key, sha256="", size_bytes=0, record_count=0
+        )
+        file.object_key, file.sha256 = key, scanner.sha256
+        file.size_bytes, file.record_count = scanner.size_bytes, scanner.records
+        file.uploaded_at = _now()
+        session.add(file)
+    return file
+
+
+def _manifest_files(files: Sequence[VersionFile]) -> list[ManifestFile]:
+    return [
+        ManifestFile(
+            name=f.name,
+            object_key=f.object_key,
+            sha256=f.sha256,
+            size_bytes=f.size_bytes,
+            record_count=f.record_count,
+        )
+        for f in files
+    ]
+
+
+async def publish_version(deps: Deps, caller: Caller, dataset_id: str, version_id: str) -> DatasetVersion:
+    """Validate and publish an uploaded version: from then on immutable, addressed by its manifest's
+    sha256. A version left `validating` (a crash between the steps) can be published again."""
+    async with deps.db.transaction() as session:
+        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        files = await _files(session, version_id)
+        if found.state != "validating":
+            await _move_version(
+                session,
+                found,
+                "validate",
+                caller.user,
+                file_count=len(files),
+                size_bytes=sum(f.size_bytes for f in files),
+            )
+    errors = [
+        f"{f.name}: object {f.object_key} is missing or has the wrong size"
+        for f in files
+        if await deps.store.size(f.object_key) != f.size_bytes
+    ]
+    if not files:
+        errors.append("the version has no files")
+    if errors:
+        async with deps.db.transaction() as session:
+            found = await _version(session, caller, dataset_id, version_id, lock=True)
+            found.errors = errors
+            await _move_version(session, found, "reject", caller.user, errors=errors)
+        raise Unprocessable("the version failed validation: " + "; ".join(errors))
+    content = domain.manifest(_manifest_files(files))
+    digest = domain.sha256_hex(content)
+    await deps.store.put(domain.manifest_key(caller.tenant, digest), content)
+    async with deps.db.transaction() as session:
+        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        await _publish(session, deps.store, found, files, digest, caller.user)
+    return found
+
+
+LIFECYCLE = ("deprecate", "restore", "archive", "discard", "revise")
+"""Version transitions a user asks for directly (publishing has its own use case)."""
+
+
+async def change_version_state(
+    deps: Deps,
+    caller: Caller,
+    dataset_id: str,
+    version_id: str,
+    transition: str,
+    *,
+    reason: str | None = None,
+    replaced_by_version_id: str | None = None,
+) -> DatasetVersion:
+    """Deprecate, restore (roll back to), archive or discard a version, or reopen an invalid one."""
+    extra: dict[str, Any] = {} if transition == "revise" else {"reason": reason}
+    if transition == "deprecate":
+        extra["replaced_by_version_id"] = replaced_by_version_id
+    async with deps.db.transaction() as session:
+        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        if replaced_by_version_id is not None:
+            await _version(session, caller, dataset_id, replaced_by_version_id)
+        await _move_version(session, found, transition, caller.user, **extra)
+        if transition == "revise":
+            found.errors = []
+    return found
+
+
+async def _publish(
+    session: AsyncSession,
+    store: ObjectStore,
+    found: DatasetVersion,
+    files: Sequence[VersionFile],
+    digest: str,
+    actor: str | None,
+) -> None:
+    found.manifest_sha256 = digest
+    found.manifest_key = domain.manifest_key(found.tenant, digest)
+    found.item_count = sum(f.record_count for f in files)
+    found.size_bytes = sum(f.size_bytes for f in files)
+    found.published_at = _now()
+    found.errors = []
+    await _move_version(
+        session,
+        found,
+        "publish",
+        actor,
+        manifest_uri=store.uri(found.manifest_key),
+        manifest_sha256=digest,
+        item_count=found.item_count,
+        size_bytes=found.size_bytes,
+        splits=found.splits,
+    )
+
+
+async def _create_published_version(
+    session: AsyncSession,
+    store: ObjectStore,
+    owner: Dataset,
+    files: Sequence[ManifestFile],
+    digest: str,
+    actor: str | None,
+    *,
+    parent_version_id: str | None,
+    operation: str,
+    parameters: dict[str, Any],
+    splits: dict[str, int] | None = None,
+    request_key: str | None = None,
+) -> DatasetVersion:
+    """A derived version, taken through draft → uploading → validating → published in one transaction
+    (its files are already in place and checked), one event per transition."""
+    created = await _new_version(
+        session,
+        owner,
+        actor,
+        source="derived",
+        parent_version_id=parent_version_id,
+        operation=operation,
+        parameters=parameters,
+        request_key=request_key,
+    )
+    rows = [VersionFile(version_id=created.id, **f.model_dump()) for f in files]
+    session.add_all(rows)
+    created.splits = splits or {}
+    staging_uri = store.uri(domain.staging_prefix(owner.tenant, created.id))
+    await _move_version(session, created, "start_upload", actor, staging_uri=staging_uri)
+    await _move_version(
+        session, created, "validate", actor, file_count=len(rows), size_bytes=sum(f.size_bytes for f in rows)
+    )
+    await _publish(session, store, created, rows, digest, actor)
+    return created
+
+
+# --- split (a dataset task) -------------------------------------------------------------------------
+
+
+async def split_version(
+    deps: Deps, caller: Caller, dataset_id: str, version_id: str, request: SplitRequest
+) -> DatasetTask:
+    """Split a published version into train/validation/test: a dataset task, run inline, whose output
+    is a new published version with lineage to the source."""
+    async with deps.db.session() as session:
+        source = await _version(session, caller, dataset_id, version_id)
+        files = await _files(session, version_id)
+    if source.state not in READABLE:
+        raise Conflict(f"only a published version can be split; version {version_id!r} is {source.state!r}")
+    if source.size_bytes > deps.inline_task_max_bytes:
+        raise Unprocessable(
+            f"the version holds {source.size_bytes} bytes; "
+            f"splits run inline up to {deps.inline_task_max_bytes} bytes"
+        )
+    parameters = request.model_dump(mode="json")
+    started = time.monotonic()
+    async with deps.db.transaction() as session:
+        await _dataset(session, caller, dataset_id)
+        created = DatasetTask(
+            id=uuid7(),
+            tenant=caller.tenant,
+            dataset_id=dataset_id,
+            kind="split",
+            input_version_id=version_id,
+            parameters=parameters,
+            created_by=caller.user,
+        )
+        session.add(created)
+        await _emit(
+            session,
+            created,
+            DatasetTaskCreated.event_type,
+            tenant_id=caller.tenant,
+            occurred_at=_now(),
+            actor=caller.user,
+            task_id=created.id,
+            dataset_id=dataset_id,
+            kind="split",
+            input_version_id=version_id,
+            parameters=parameters,
+        )
+        await _move_task(session, created, "enqueue", caller.user)
+    await _task_step(deps, created.id, "start", progress=0.0)
+    try:
+        outputs, stats = await _run_split(deps, caller, created.id, files, request)
+        content = domain.manifest(outputs)
+        digest = domain.sha256_hex(content)
+        await deps.store.put(domain.manifest_key(caller.tenant, digest), content)
+        async with deps.db.transaction() as session:
+            owner = await _dataset(session, caller, dataset_id, lock=True)
+            output = await _create_published_version(
+                session,
+                deps.store,
+                owner,
+                outputs,
+                digest,
+                caller.user,
+                parent_version_id=version_id,
+                operation="split",
+                parameters=parameters,
+                splits={f.name.removesuffix(".jsonl"): f.record_count for f in outputs},
+            )
+            running = await session.get(DatasetTask, created.id, with_for_update=True)
+            assert running is not None
+            running.output_version_id, running.stats, running.progress = output.id, stats, 1.0
+            await _move_task(
+                session,
+                running,
+                "succeed",
+                None,
+                output_version_id=output.id,
+                stats=stats,
+                duration_s=time.monotonic() - started,
+            )
+    except Exception as error:
+        await _task_step(deps, created.id, "fail", error=f"{type(error).__name__}: {error}"[:4000])
+        raise
+    return running
+
+
+async def _task_step(
+    deps: Deps, task_id: str, name: str, *, progress: float = 0.0, error: str | None = None
+) -> None:
+    async with deps.db.transaction() as session:
+        found = await session.get(DatasetTask, task_id, with_for_update=True)
+        assert found is not None
+        if name == "start":
+            found.progress = progress
+        if name == "fail":
+            found.error = error
+            await _move_task(session, found, name, None, error=error, error_code="split_failed")
+        else:
+            await _move_task(session, found, name, None)
+
+
+async def _progress(deps: Deps, task_id: str, progress: float) -> None:
+    async with deps.db.transaction() as session:
+        found = await session.get(DatasetTask, task_id, with_for_update=True)
+        assert found is not None
+        found.progress, found.updated_at = progress, _now()
+        session.add(found)
+
+
+async def _run_split(
+    deps: Deps, caller: Caller, task_id: str, files: Sequence[VersionFile], request: SplitRequest
+) -> tuple[list[ManifestFile], dict[str, int]]:
+    lines: list[bytes] = []
+    for number, file in enumerate(files, start=1):
+        lines += domain.records(await deps.store.read_all(file.object_key))
+        await _progress(deps, task_id, 0.4 * number / len(files))
+    plan = domain.SplitPlan(ratios=request.ratios, seed=request.seed, stratify_by=request.stratify_by)
+    parts = await asyncio.to_thread(domain.split, lines, plan)
+    await _progress(deps, task_id, 0.6)
+    outputs = []
+    for name in domain.SPLIT_NAMES:
+        data = domain.jsonl(parts[name])
+        digest = domain.sha256_hex(data)
+        key = domain.blob_key(caller.tenant, digest)
+        if await deps.store.size(key) != len(data):
+            await deps.store.put(key, data)
+        outputs.append(
+            ManifestFile(
+                name=f"{name}.jsonl",
+                object_key=key,
+                sha256=digest,
+                size_bytes=len(data),
+                record_count=len(parts[name]),
+            )
+        )
+    await _progress(deps, task_id, 0.9)
+    stats = {"records_in": len(lines), **{f"records_{name}": len(parts[name]) for name in domain.SPLIT_NAMES}}
+    return outputs, stats
+
+
+# --- activities' use cases --------------------------------------------------------------------------
+
+
+async def published_version(
+    deps: Deps, caller: Caller, dataset_id: str, version_id: str
+) -> tuple[Dataset, DatasetVersion, list[VersionFile]]:
+    """A readable (published or deprecated) version, for consumers such as training."""
+    async with deps.db.session() as session:
+        owner = await _dataset(session, caller, dataset_id)
+        found = await _version(session, caller, dataset_id, version_id)
+        files = await _files(session, version_id)
+    if found.state not in READABLE:
+        raise Conflict(f"version {version_id!r} is {found.state!r}, not published")
+    return owner, found, files
+
+
+async def _by_request_key(session: AsyncSession, tenant: str, key: str) -> DatasetVersion | None:
+    query = select(DatasetVersion).where(DatasetVersion.tenant == tenant, DatasetVersion.request_key == key)
+    return (await session.exec(query)).first()
+
+
+async def publish_derived_version(
+    deps: Deps, request: PublishDerivedVersion, request_key: str
+) -> DatasetVersion:
+    """Create and publish a version from JSONL files already in object storage (each validated and
+    copied to its content-addressed key). Idempotent by `request_key`: a repeat returns the same version."""
+    caller = Caller(request.tenant_id, request.actor)
+    async with deps.db.session() as session:
+        if (done := await _by_request_key(session, caller.tenant, request_key)) is not None:
+            return done
+        await _dataset(session, caller, request.dataset_id)
+        if request.parent_version_id is not None:
+            query = select(DatasetVersion).where(
+                DatasetVersion.id == request.parent_version_id, DatasetVersion.tenant == caller.tenant
+            )
+            if (await session.exec(query)).first() is None:
+                raise NotFound(f"parent version {request.parent_version_id!r} does not exist")
+    if len({f.name for f in request.files}) != len(request.files):
+        raise Unprocessable("two files have the same name")
+    outputs = [await _import_file(deps, caller.tenant, f.name, f.object_key, f.bucket) for f in request.files]
+    content = domain.manifest(outputs)
+    digest = domain.sha256_hex(content)
+    await deps.store.put(domain.manifest_key(caller.tenant, digest), content)
+    try:
+        async with deps.db.transaction() as session:
+            owner = await _dataset(session, caller, request.dataset_id, lock=True)
+            if (done := await _by_request_key(session, caller.tenant, request_key)) is not None:
+                return done
+            return await _create_published_version(
+                session,
+                deps.store,
+                owner,
+                outputs,
+                digest,
+                caller.user,
+                parent_version_id=request.parent_version_id,
+                operation=request.operation,
+                parameters=request.parameters,
+                request_key=request_key,
+            )
+    except IntegrityError:  # a concurrent attempt with the same key won
+        async with deps.db.session() as session:
+            done = await _by_request_key(session, caller.tenant, request_key)
+        if done is None:
+            raise
+        return done
+
+
+async def _import_file(
+    deps: Deps, tenant: str, name: str, object_key: str, bucket: str | None
+) -> ManifestFile:
+    size = await deps.store.size(object_key, bucket)
+    if size is None:
+        raise NotFound(f"object {object_key!r} does not exist in bucket {bucket or deps.store.bucket!r}")
+    scanner = domain.JsonlScanner(name)
+    try:
+        async with contextlib.aclosing(deps.store.read(object_key, bucket)) as chunks:
+            async for chunk in chunks:
+                await asyncio.to_thread(scanner.feed, chunk)
+        scanner.finish()
+    except domain.InvalidRecords as error:
+        raise Unprocessable(str(error)) from None
+    key = domain.blob_key(tenant, scanner.sha256)
+    if (bucket or deps.store.bucket, object_key) != (deps.store.bucket, key) and await deps.store.size(
+        key
+    ) != size:
+        await deps.store.copy(object_key, key, size, source_bucket=bucket)
+    return ManifestFile(
+        name=name,
+        object_key=key,
+        sha256=scanner.sha256,
+        size_bytes=scanner.size_bytes,
+        record_count=scanner.records,
+    )

@@ -1,0 +1,96 @@
+"""Tables of the dataset service's own database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts() -> Any:
+    return Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Dataset(SQLModel, table=True):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("tenant", "name"),)
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    name: str
+    description: str = ""
+    modality: str
+    secrecy: str
+    licence: str
+    source: str
+    schema_hint: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    version_count: int = 0
+    created_by: str | None = None
+    created_at: datetime = _ts()
+
+
+class DatasetVersion(SQLModel, table=True):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "number"), UniqueConstraint("tenant", "request_key"))
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    dataset_id: str = Field(index=True)
+    number: int
+    state: str = "draft"
+    sequence: int = 0
+    source: str = "upload"
+    parent_version_id: str | None = None
+    operation: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    request_key: str | None = None
+    manifest_sha256: str | None = None
+    manifest_key: str | None = None
+    item_count: int = 0
+    size_bytes: int = 0
+    splits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    errors: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    created_by: str | None = None
+    created_at: datetime = _ts()
+    published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class VersionFile(SQLModel, table=True):
+    __tablename__ = "dataset_version_files"
+
+    version_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    object_key: str
+    sha256: str
+    size_bytes: int
+    record_count: int
+    uploaded_at: datetime = _ts()
+
+
+class DatasetTask(SQLModel, table=True):
+    __tablename__ = "dataset_tasks"
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    dataset_id: str = Field(index=True)
+    kind: str
+    state: str = "pending"
+    sequence: int = 0
+    input_version_id: str | None = None
+    output_version_id: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    progress: float = 0.0
+    stats: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    error: str | None = None
+    created_by: str | None = None
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
