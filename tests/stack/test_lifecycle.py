@@ -45,7 +45,8 @@ def test_up_twice_is_harmless_and_keeps_the_same_processes(spare_stack: Stack) -
     assert all(s.state == "running" for s in spare_stack.status())
 
 
-def test_env_file_points_at_this_stacks_servers(spare_stack: Stack) -> None:
+def test_env_file_points_at_this_stacks_servers(spare_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FORGE_PG_PORT", raising=False)  # the environment overrides the file by design
     settings = load_stack_settings(spare_stack.env_file)
     assert settings.pg_port == 15532
     assert settings.kafka_bootstrap == "127.0.0.1:19192"
