@@ -1,0 +1,97 @@
+"""Activities of the training service (task queue `forge-training`) and the input of its job workflow.
+
+`TrainingJobWorkflow` (workflow id `training-job:<job id>`) drives one fine-tuning job:
+
+    await workflow.execute_activity(QUEUE_JOB, JobRef(...), result_type=JobStatus, ...)
+    outcome = await workflow.execute_activity(
+        RUN_TRAINING, JobRef(...), result_type=TrainingOutcome,
+        start_to_close_timeout=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30))
+
+Every activity is idempotent by the job id and the job's state machine: queueing a job that is already
+queued (or further) returns its state; `run_training` resumes from the job's newest uploaded checkpoint
+when a previous attempt (on this or another worker) stopped mid-run; `fail_job` and `cancel_job` do
+nothing to a job that already ended.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from forge_contracts.events.base import Id, TenantId
+
+TASK_QUEUE = "forge-training"
+WORKFLOW = "TrainingJobWorkflow"
+QUEUE_JOB = "training.queue_job"
+RUN_TRAINING = "training.run_training"
+FAIL_JOB = "training.fail_job"
+CANCEL_JOB = "training.cancel_job"
+
+JobState = Literal["pending", "queued", "running", "paused", "preempted", "succeeded", "failed", "cancelled"]
+
+
+def workflow_id(job_id: str) -> str:
+    """The id of the workflow running job `job_id` (one workflow per job)."""
+    return f"training-job:{job_id}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JobRef(_Model):
+    """Which job an activity acts on."""
+
+    tenant_id: TenantId
+    job_id: Id
+
+
+class TrainingJobInput(_Model):
+    """The input of `TrainingJobWorkflow`."""
+
+    tenant_id: TenantId
+    job_id: Id
+    heartbeat_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long `run_training` may go silent before Temporal retries it."
+    )
+    run_attempts: int = Field(
+        default=5, ge=1, description="Attempts of `run_training` (each resumes from the newest checkpoint)."
+    )
+    run_timeout_s: float = Field(default=24 * 3600.0, gt=0, description="Wall time one attempt may take.")
+
+
+class JobStatus(_Model):
+    """A job's state after an activity."""
+
+    job_id: Id
+    state: JobState
+
+
+class TrainingProgress(_Model):
+    """What `run_training` heartbeats while the runtime runs."""
+
+    step: int = Field(ge=0)
+    total_steps: int | None = Field(default=None, ge=0)
+    checkpoint_step: int | None = Field(default=None, ge=0, description="The newest uploaded checkpoint.")
+
+
+class TrainingOutcome(_Model):
+    """How a run ended: `succeeded` with the model's location, or `failed` with the runtime's error."""
+
+    job_id: Id
+    state: Literal["succeeded", "failed", "cancelled"]
+    model_uri: str | None = None
+    adapter_uri: str | None = None
+    steps: int | None = Field(default=None, ge=0)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    resumed_from_step: int | None = Field(default=None, ge=0)
+    error: str | None = None
+
+
+class FailJob(_Model):
+    """Mark a job failed (when `run_training` ran out of attempts)."""
+
+    tenant_id: TenantId
+    job_id: Id
+    error: str = Field(min_length=1, max_length=4000)

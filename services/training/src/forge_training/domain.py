@@ -1,0 +1,137 @@
+"""Rules of training jobs, without I/O: the state machine, where a job's objects live, and how a job's
+settings become the training runtime's spec (`forge_training_runtime.specs.TrainSpec`, as JSON: the
+service never imports the runtime)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forge_contracts.state_machines import MACHINES, StateMachine
+
+MACHINE: StateMachine = MACHINES["training_job"]
+BACKEND = "local"
+"""Where jobs run until the scheduler places them (the runtime process on the worker's machine)."""
+LOCAL_QUEUE = "local"
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+
+
+class InvalidUri(ValueError):
+    """Not an `s3://bucket/key` URI."""
+
+
+@dataclass(frozen=True)
+class ObjectLocation:
+    """A bucket and a key (or a key prefix)."""
+
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3_uri(uri: str) -> ObjectLocation:
+    """`s3://bucket/some/key` -> ObjectLocation("bucket", "some/key")."""
+    match = _S3_URI.match(uri)
+    if match is None:
+        raise InvalidUri(f"not an s3://bucket/key URI: {uri!r}")
+    return ObjectLocation(match["bucket"], match["key"] or "")
+
+
+def as_prefix(key: str) -> str:
+    """A key prefix ending in `/` (or empty for the whole bucket)."""
+    return key if not key or key.endswith("/") else key + "/"
+
+
+@dataclass(frozen=True)
+class JobLayout:
+    """Where one job's outputs go in the training bucket: `<tenant>/<job id>/...`."""
+
+    bucket: str
+    tenant: str
+    job_id: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.tenant}/{self.job_id}/"
+
+    def checkpoint(self, step: int) -> ObjectLocation:
+        return ObjectLocation(self.bucket, f"{self.root}checkpoints/step-{step}/")
+
+    @property
+    def adapter(self) -> ObjectLocation:
+        return ObjectLocation(self.bucket, f"{self.root}adapter/")
+
+    @property
+    def merged(self) -> ObjectLocation:
+        return ObjectLocation(self.bucket, f"{self.root}merged/")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The local files of one run attempt."""
+
+    base_model_dir: Path
+    train_file: Path
+    validation_file: Path | None
+    out_dir: Path
+
+    @classmethod
+    def under(cls, work_dir: Path, *, has_validation: bool) -> RunPaths:
+        return cls(
+            base_model_dir=work_dir / "base",
+            train_file=work_dir / "data" / "train.jsonl",
+            validation_file=work_dir / "data" / "validation.jsonl" if has_validation else None,
+            out_dir=work_dir / "out",
+        )
+
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.out_dir / "checkpoints" / f"step-{step}"
+
+
+def runtime_spec(
+    *,
+    paths: RunPaths,
+    data_format: str,
+    hyperparameters: dict[str, Any],
+    lora: dict[str, Any],
+    resume: bool,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The runtime's `train` spec for a job's settings (field names are TrainSpec's)."""
+    spec: dict[str, Any] = {
+        "base_model_dir": str(paths.base_model_dir),
+        "train_file": str(paths.train_file),
+        "out_dir": str(paths.out_dir),
+        "data_format": data_format,
+        "lora": dict(lora),
+        "resume": resume,
+        **{name: value for name, value in hyperparameters.items() if value is not None},
+    }
+    if paths.validation_file is not None:
+        spec["validation_file"] = str(paths.validation_file)
+    if threads is not None:
+        spec["num_threads"] = threads
+    return spec
+
+
+def percent(step: int, total_steps: int | None) -> float | None:
+    """Progress in percent, one decimal; None while the total is unknown."""
+    if not total_steps:
+        return None
+    return round(min(100.0, 100.0 * step / total_steps), 1)
+
+
+def error_message(runtime_error: dict[str, Any] | None, stderr_tail: str, exit_code: int | None) -> str:
+    """What to tell the user about a failed run: the runtime's own error line when it wrote one."""
+    if runtime_error:
+        kind = runtime_error.get("error_type") or "Error"
+        return f"{kind}: {runtime_error.get('message') or 'the training runtime failed'}"[:4000]
+    tail = stderr_tail.strip().splitlines()[-1:] if stderr_tail.strip() else []
+    detail = f": {tail[0]}" if tail else ""
+    return f"the training runtime exited with status {exit_code}{detail}"[:4000]

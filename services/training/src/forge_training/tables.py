@@ -1,0 +1,104 @@
+"""Tables of the training service: jobs, their metric series, logs and uploaded checkpoints."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+
+
+def _aware(nullable: bool = True) -> Any:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+class TrainingJob(SQLModel, table=True):
+    """A fine-tuning job: what to train and how, where it stands, and what it produced."""
+
+    __tablename__ = "training_jobs"
+
+    id: str = Field(primary_key=True)
+    tenant: str
+    project_id: str
+    name: str
+    kind: str = "fine_tune"
+    method: str = "lora"
+    state: str = "pending"
+    sequence: int = 0
+    created_by: str | None = None
+    priority: int = 0
+    base_model_uri: str
+    base_model_version_id: str | None = None
+    dataset_version_id: str
+    dataset_bucket: str
+    train_key: str
+    validation_key: str | None = None
+    data_format: str = "auto"
+    hyperparameters: dict[str, Any] = _json()
+    lora: dict[str, Any] = _json()
+    resources: dict[str, Any] = _json()
+    allocation_request_id: str
+    queue: str = "local"
+    attempt: int = 0
+    step: int = 0
+    total_steps: int | None = None
+    eta_s: float | None = None
+    latest_metrics: dict[str, Any] = _json()
+    last_checkpoint_step: int | None = None
+    last_checkpoint_uri: str | None = None
+    model_uri: str | None = None
+    adapter_uri: str | None = None
+    resumed_from_step: int | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    cancel_requested_by: str | None = None
+    cancel_reason: str | None = None
+    created_at: datetime = Field(default_factory=_now, sa_column=_aware(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_aware())
+    finished_at: datetime | None = Field(default=None, sa_column=_aware())
+
+
+class TrainingMetric(SQLModel, table=True):
+    """One value of one metric at one step (a retried step overwrites its value)."""
+
+    __tablename__ = "training_metrics"
+
+    job_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    step: int = Field(primary_key=True)
+    value: float | None = None
+
+
+class TrainingLog(SQLModel, table=True):
+    """One log line of a job; `seq` numbers a job's lines from 1."""
+
+    __tablename__ = "training_logs"
+
+    job_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    level: str
+    message: str
+    logged_at: datetime = Field(default_factory=_now, sa_column=_aware(nullable=False))
+
+
+class TrainingCheckpoint(SQLModel, table=True):
+    """A checkpoint uploaded to object storage (the row exists only once the upload is complete)."""
+
+    __tablename__ = "training_checkpoints"
+
+    job_id: str = Field(primary_key=True)
+    step: int = Field(primary_key=True)
+    uri: str
+    uploaded_at: datetime = Field(default_factory=_now, sa_column=_aware(nullable=False))

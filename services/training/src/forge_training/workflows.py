@@ -1,0 +1,90 @@
+"""`TrainingJobWorkflow`: one fine-tuning job from queued to its end. Orchestration only (all I/O is in
+the activities); this module imports nothing heavy, since Temporal's sandbox re-imports it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from forge_contracts.activities.training import (
+        CANCEL_JOB,
+        FAIL_JOB,
+        QUEUE_JOB,
+        RUN_TRAINING,
+        WORKFLOW,
+        FailJob,
+        JobRef,
+        JobStatus,
+        TrainingJobInput,
+        TrainingOutcome,
+    )
+
+_SHORT = timedelta(seconds=30)
+_SHORT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+
+
+@workflow.defn(name=WORKFLOW)
+class TrainingJobWorkflow:
+    """queue -> (allocation, once the scheduler exists) -> run_training (retried, resuming) -> end.
+    Cancelling the workflow cancels the run (the activity kills the runtime), then ends the job
+    `cancelled`; a run that fails every attempt ends the job `failed`."""
+
+    @workflow.run
+    async def run(self, request: TrainingJobInput) -> TrainingOutcome:
+        ref = JobRef(tenant_id=request.tenant_id, job_id=request.job_id)
+        try:
+            await workflow.execute_activity(
+                QUEUE_JOB,
+                ref,
+                result_type=JobStatus,
+                start_to_close_timeout=_SHORT,
+                retry_policy=_SHORT_RETRY,
+            )
+            # Allocation step: once the scheduler service exists, request an allocation here
+            # (scheduler.request_allocation, idempotent by the job's allocation request id) and wait
+            # for it to be admitted before `run_training`. Not called yet: jobs run on the local worker.
+            return await workflow.execute_activity(
+                RUN_TRAINING,
+                ref,
+                result_type=TrainingOutcome,
+                start_to_close_timeout=timedelta(seconds=request.run_timeout_s),
+                heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=30),
+                    maximum_attempts=request.run_attempts,
+                ),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except Exception as error:
+            if not is_cancelled_exception(error):
+                if not isinstance(error, ActivityError):
+                    raise
+                return await self._fail(ref, error)
+            await self._end_cancelled(ref)
+            raise
+        except BaseException as error:  # asyncio.CancelledError: cancelled while between activities
+            if is_cancelled_exception(error):
+                await self._end_cancelled(ref)
+            raise
+
+    async def _end_cancelled(self, ref: JobRef) -> None:
+        await workflow.execute_activity(
+            CANCEL_JOB, ref, result_type=JobStatus, start_to_close_timeout=_SHORT, retry_policy=_SHORT_RETRY
+        )
+
+    async def _fail(self, ref: JobRef, error: ActivityError) -> TrainingOutcome:
+        cause = error.cause or error
+        message = f"training could not complete: {cause}"[:4000]
+        await workflow.execute_activity(
+            FAIL_JOB,
+            FailJob(tenant_id=ref.tenant_id, job_id=ref.job_id, error=message),
+            result_type=JobStatus,
+            start_to_close_timeout=_SHORT,
+            retry_policy=_SHORT_RETRY,
+        )
+        return TrainingOutcome(job_id=ref.job_id, state="failed", error=message)

@@ -1,0 +1,220 @@
+"""Fine-tuning jobs end to end: the API, the Temporal workflow, the real training runtime as a child
+process, MinIO and the events on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+import pytest
+from forge_contracts.activities.training import JobRef
+from forge_kit.objects import s3_client
+from forge_kit.stack_env import StackSettings
+from forge_training import service
+from forge_training.activities import TrainingActivities
+from forge_training.schemas import CreateTrainingJob
+from temporalio.testing import ActivityEnvironment
+
+from tests.services.training.conftest import (
+    ACME,
+    GLOBEX,
+    EventLog,
+    Inputs,
+    TrainingService,
+    job_body,
+)
+from tests.waiting import eventually
+
+
+async def _keys(stack_settings: StackSettings, bucket: str, prefix: str) -> set[str]:
+    async with s3_client(stack_settings) as s3:
+        listing = await s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {item["Key"][len(prefix) :] for item in listing.get("Contents", [])}
+
+
+async def test_a_fine_tuning_job_runs_to_succeeded_with_metrics_logs_and_a_merged_model(
+    training: TrainingService, inputs: Inputs, events: EventLog, stack_settings: StackSettings
+) -> None:
+    created = await training.create(job_body(inputs))
+    assert created["state"] == "pending"
+
+    job = await training.wait_state(created["id"], "succeeded")
+
+    assert job["progress"] == {"step": 12, "total_steps": 12, "percent": 100.0, "eta_s": 0.0}
+    assert job["outputs"]["model_uri"] == f"s3://{training.bucket}/acme/{job['id']}/merged/"
+    assert job["outputs"]["last_checkpoint_step"] == 12
+    assert {"train_loss", "eval_loss"} <= set(job["latest_metrics"])
+    metrics = await training.http.get(
+        f"/training-jobs/{job['id']}/metrics", params={"name": "train_loss"}, headers=ACME
+    )
+    [series] = metrics.json()["series"]
+    steps = [point["step"] for point in series["points"]]
+    losses = [point["value"] for point in series["points"]]
+    assert series["name"] == "train_loss" and steps == list(range(1, 13))
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+    lines = await training.logs(job["id"])
+    assert any("training runtime started" in line["message"] for line in lines)
+    assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
+    newer = await training.logs(job["id"], after=lines[-2]["seq"])
+    assert [line["seq"] for line in newer] == [lines[-1]["seq"]]
+    merged = await _keys(stack_settings, training.bucket, f"acme/{job['id']}/merged/")
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= merged
+    checkpoints = await _keys(stack_settings, training.bucket, f"acme/{job['id']}/checkpoints/")
+    assert {"step-4/trainer_state.pt", "step-8/trainer_state.pt", "step-12/trainer_state.pt"} <= checkpoints
+
+    published = await events.of(job["id"], 4)
+    assert [(e.type, e.sequence) for e in published] == [
+        ("forge.training.job.created.v1", 1),
+        ("forge.training.job.queued.v1", 2),
+        ("forge.training.job.started.v1", 3),
+        ("forge.training.job.succeeded.v1", 4),
+    ]
+    succeeded = published[-1].data
+    assert succeeded["model_uri"] == job["outputs"]["model_uri"]
+    assert succeeded["steps"] == 12 and succeeded["metrics"]["train_loss"] == pytest.approx(losses[-1])
+
+
+async def test_cancelling_a_running_job_kills_the_runtime_and_ends_it_cancelled(
+    training: TrainingService, inputs: Inputs, events: EventLog
+) -> None:
+    body = job_body(inputs, hyperparameters={"max_steps": 20000, "eval_every_steps": None})
+    created = await training.create(body)
+    await training.wait_state(created["id"], "running", timeout_s=30)
+
+    async def runtime_pid() -> int | None:
+        for line in await training.logs(created["id"]):
+            if match := re.search(r"training runtime started \(pid (\d+)", line["message"]):
+                return int(match[1])
+        return None
+
+    pid = await eventually(runtime_pid, what="the runtime process started")
+    os.kill(pid, 0)  # alive
+
+    response = await training.http.post(
+        f"/training-jobs/{created['id']}/cancel", json={"reason": "wrong data"}, headers=ACME
+    )
+
+    assert response.status_code == 202, response.text
+    job = await training.wait_state(created["id"], "cancelled", timeout_s=30)
+    assert job["progress"]["step"] < 20000 and job["outputs"]["model_uri"] is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    published = await events.of(job["id"], 4)
+    assert [e.type for e in published][-1] == "forge.training.job.cancelled.v1"
+    assert published[-1].data["actor"] == "alice" and published[-1].data["reason"] == "wrong data"
+    assert [e.sequence for e in published] == [1, 2, 3, 4]
+
+
+async def test_a_job_whose_dataset_file_is_missing_fails_with_a_clear_error_and_cannot_be_cancelled(
+    training: TrainingService, inputs: Inputs, events: EventLog
+) -> None:
+    body = job_body(inputs, dataset={"train_key": "datasets/v1/nope.jsonl"})
+    created = await training.create(body)
+
+    job = await training.wait_state(created["id"], "failed", timeout_s=30)
+
+    assert "datasets/v1/nope.jsonl does not exist" in job["error"]
+    published = await events.of(job["id"], 4)
+    assert [(e.type.split(".")[3], e.sequence) for e in published] == [
+        ("created", 1),
+        ("queued", 2),
+        ("started", 3),
+        ("failed", 4),
+    ]
+    assert published[-1].data["error"] == job["error"]
+    refused = await training.http.post(f"/training-jobs/{job['id']}/cancel", headers=ACME)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["current_state"] == "failed"
+    assert (await training.get(job["id"]))["state"] == "failed"
+    assert [e.sequence for e in await events.of(job["id"], 4)] == [1, 2, 3, 4]
+
+
+async def test_another_tenants_job_is_not_found(training: TrainingService, inputs: Inputs) -> None:
+    created = await training.create(job_body(inputs, dataset={"train_key": "datasets/v1/absent.jsonl"}))
+    job_id = created["id"]
+
+    for path in (
+        f"/training-jobs/{job_id}",
+        f"/training-jobs/{job_id}/metrics",
+        f"/training-jobs/{job_id}/logs",
+    ):
+        response = await training.http.get(path, headers=GLOBEX)
+        assert response.status_code == 404, path
+    cancel = await training.http.post(f"/training-jobs/{job_id}/cancel", headers=GLOBEX)
+    assert cancel.status_code == 404
+    theirs = await training.http.get("/training-jobs", headers=GLOBEX)
+    assert theirs.json()["items"] == []
+    ours = await training.http.get("/training-jobs", headers=ACME)
+    assert [job["id"] for job in ours.json()["items"]] == [job_id]
+
+
+BAD_INPUT = [
+    ({"hyperparameters": {"learning_rate": -1}}, "hyperparameters.learning_rate"),
+    ({"hyperparameters": {"lr_schedule": "exponential"}}, "hyperparameters.lr_schedule"),
+    ({"hyperparameters": {"batch_size": 0}}, "hyperparameters.batch_size"),
+    ({"hyperparameters": {"epochz": 3}}, "hyperparameters.epochz"),
+    ({"hyperparameters": {"warmup_steps": 50}}, "hyperparameters.warmup_steps"),
+    ({"lora": {"rank": 0}}, "lora.rank"),
+    ({"lora": {"dropout": 1.5}}, "lora.dropout"),
+    ({"data_format": "csv"}, "data_format"),
+    ({"base_model": {"uri": "/local/model"}}, "base_model.uri"),
+    ({"dataset": {"validation_key": None}}, "dataset.validation_key"),
+]
+
+
+async def test_bad_hyperparameters_are_refused_naming_the_field_and_nothing_is_created(
+    training: TrainingService, inputs: Inputs
+) -> None:
+    for change, field in BAD_INPUT:
+        response = await training.http.post("/training-jobs", json=job_body(inputs, **change), headers=ACME)
+
+        assert response.status_code == 422, (change, response.text)
+        assert field in response.json()["detail"], (change, response.json()["detail"])
+    listed = await training.http.get("/training-jobs", headers=ACME)
+    assert listed.json()["items"] == []
+
+
+async def test_a_request_without_a_tenant_is_refused(training: TrainingService, inputs: Inputs) -> None:
+    response = await training.http.post("/training-jobs", json=job_body(inputs))
+
+    assert response.status_code == 422
+    assert "x-forge-tenant" in response.json()["detail"]
+
+
+async def test_a_restarted_run_resumes_from_the_last_uploaded_checkpoint(
+    training: TrainingService, inputs: Inputs
+) -> None:
+    body = CreateTrainingJob.model_validate(job_body(inputs))
+    job = await service.create_job(training.deps.db, "acme", "alice", body)
+    await service.enqueue(training.deps.db, "acme", job.id)
+    activities = TrainingActivities(training.deps)
+    ref = JobRef(tenant_id="acme", job_id=job.id)
+
+    first = ActivityEnvironment()  # the first worker dies right after uploading its first checkpoint
+
+    def die_after_first_checkpoint(*details: object) -> None:
+        progress = details[0] if details else None
+        if isinstance(progress, dict) and progress.get("checkpoint_step"):
+            first.cancel()
+
+    first.on_heartbeat = die_after_first_checkpoint
+    with pytest.raises(asyncio.CancelledError):
+        await first.run(activities.run_training, ref)
+    interrupted = await training.get(job.id)
+    assert interrupted["state"] == "running"
+    assert interrupted["outputs"]["last_checkpoint_step"] == 4
+
+    outcome = await ActivityEnvironment().run(activities.run_training, ref)
+
+    assert outcome.state == "succeeded" and outcome.resumed_from_step == 4
+    finished = await training.get(job.id)
+    assert finished["state"] == "succeeded" and finished["attempt"] == 2
+    messages = [line["message"] for line in await training.logs(job.id, tail=500)]
+    assert "resumed from checkpoint step-4 at step 4" in messages
+    assert sum("training runtime started" in m for m in messages) == 2
+    metrics = await training.http.get(
+        f"/training-jobs/{job.id}/metrics", params={"name": "train_loss"}, headers=ACME
+    )
+    assert [p["step"] for p in metrics.json()["series"][0]["points"]] == list(range(1, 13))
