@@ -120,7 +120,7 @@ async def project(s: Scheduler, tenant: str, project_id: str) -> Project:
 async def _project(session: AsyncSession, tenant: str, project_id: str, *, lock: bool = False) -> Project:
     query = select(Project).where(Project.id == project_id, Project.tenant_id == tenant)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     found = (await session.exec(query)).first()
     if found is None:
         raise NotFound(f"project {project_id!r} does not exist")
@@ -202,7 +202,7 @@ async def _allocation(
 ) -> Allocation:
     query = select(Allocation).where(Allocation.id == allocation_id, Allocation.tenant_id == tenant)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     found = (await session.exec(query)).first()
     if found is None:
         raise NotFound(f"allocation {allocation_id!r} does not exist")
@@ -218,7 +218,7 @@ async def _allocations_of(
         .order_by(col(Allocation.created_at), col(Allocation.id))
     )
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     return list((await session.exec(query)).all())
 
 
