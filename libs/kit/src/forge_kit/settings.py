@@ -20,6 +20,7 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str
     temporal_address: str
     temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://127.0.0.1:18233"
     s3_endpoint: str
     s3_access_key: str
     s3_secret_key: str
@@ -39,6 +40,7 @@ class ServiceSettings(BaseSettings):
             "kafka_bootstrap": stack.kafka_bootstrap,
             "temporal_address": stack.temporal_address,
             "temporal_namespace": stack.temporal_namespace,
+            "temporal_ui_url": stack.temporal_ui_url,
             "s3_endpoint": stack.s3_endpoint,
             "s3_access_key": stack.s3_access_key,
             "s3_secret_key": stack.s3_secret_key.get_secret_value(),

@@ -16,6 +16,7 @@ from forge_contracts.activities.registry import (
     INVALID_REQUEST,
     MARK_DELIVERED,
     NOT_FOUND,
+    OVERRIDE_RELEASE,
     RECORD_EVALUATION,
     REGISTER_MODEL_VERSION,
     RELEASE_BLOCKED,
@@ -24,6 +25,7 @@ from forge_contracts.activities.registry import (
     EvaluationOutcome,
     GateDecision,
     MarkDelivered,
+    OverrideReleaseRequest,
     RegisteredVersion,
     RegisterVersion,
     ReleasedVersion,
@@ -78,6 +80,7 @@ class RegistryActivities:
             self.register_model_version,
             self.record_evaluation,
             self.release_version,
+            self.override_release,
             self.mark_delivered,
         ]
 
@@ -150,6 +153,27 @@ class RegistryActivities:
                     None,
                     request.version_id,
                     schemas.Release(alias=request.alias, notes=request.notes),
+                )
+        return ReleasedVersion(
+            version_id=current.id,
+            version=current.version,
+            state=current.state,
+            artifact_uri=current.artifact_uri,
+        )
+
+    @activity.defn(name=OVERRIDE_RELEASE)
+    async def override_release(self, request: OverrideReleaseRequest) -> ReleasedVersion:
+        """Release a version whose evaluation failed, on an approver's word (audited like the API's)."""
+        caller = Caller(request.tenant_id, request.actor)
+        async with _gate_errors():
+            current = await service.version(self.db, caller, request.version_id)
+            if current.state not in {"released", "delivered"}:  # else: a retry after the override committed
+                current = await service.override_release(
+                    self.db,
+                    caller,
+                    current.project_id,
+                    request.version_id,
+                    schemas.OverrideRelease(approved_by=request.approved_by, reason=request.reason),
                 )
         return ReleasedVersion(
             version_id=current.id,

@@ -29,6 +29,7 @@ TASK_QUEUE = "forge-registry"
 REGISTER_MODEL_VERSION = "register_model_version"
 RECORD_EVALUATION = "record_evaluation"
 RELEASE_VERSION = "release_version"
+OVERRIDE_RELEASE = "override_release"
 MARK_DELIVERED = "mark_delivered"
 
 RELEASE_BLOCKED = "ReleaseBlocked"
@@ -159,6 +160,16 @@ class ReleaseRequest(_Model):
     actor: Actor | None = None
 
 
+class OverrideReleaseRequest(_Model):
+    """Release a version whose evaluation failed: an audited override by a named approver."""
+
+    tenant_id: TenantId
+    version_id: Id
+    approved_by: str = Field(min_length=1, max_length=256)
+    reason: Text
+    actor: Actor | None = None
+
+
 class ReleasedVersion(_Model):
     """A released version."""
 
@@ -194,6 +205,7 @@ __all__ = [
     "INVALID_REQUEST",
     "MARK_DELIVERED",
     "NOT_FOUND",
+    "OVERRIDE_RELEASE",
     "RECORD_EVALUATION",
     "REGISTER_MODEL_VERSION",
     "RELEASE_BLOCKED",
@@ -207,6 +219,7 @@ __all__ = [
     "GateDecision",
     "JsonObject",
     "MarkDelivered",
+    "OverrideReleaseRequest",
     "RegisterVersion",
     "RegisteredVersion",
     "ReleaseRequest",
