@@ -58,6 +58,7 @@ class LocalInputs:
     train_file: Path
     validation_file: Path
     base_model_dir: Path
+    test_file: Path
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,9 @@ def local_inputs(tmp_path_factory: pytest.TempPathFactory) -> LocalInputs:
         {"corpus_files": [splits["train_file"]], "out_dir": str(root / "base"), **TINY_BASE},
         root,
     )
-    return LocalInputs(Path(splits["train_file"]), Path(splits["validation_file"]), root / "base")
+    return LocalInputs(
+        Path(splits["train_file"]), Path(splits["validation_file"]), root / "base", Path(splits["test_file"])
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Inputs:
     base_model_uri: str
     train_key: str
     validation_key: str
+    test_key: str
 
 
 @pytest.fixture
@@ -90,8 +94,13 @@ async def inputs(local_inputs: LocalInputs, s3_bucket: str, stack_settings: Stac
             await s3.upload_file(str(path), s3_bucket, f"models/tiny/{path.name}")
         await s3.upload_file(str(local_inputs.train_file), s3_bucket, "datasets/v1/train.jsonl")
         await s3.upload_file(str(local_inputs.validation_file), s3_bucket, "datasets/v1/validation.jsonl")
+        await s3.upload_file(str(local_inputs.test_file), s3_bucket, "datasets/v1/test.jsonl")
     return Inputs(
-        s3_bucket, f"s3://{s3_bucket}/models/tiny/", "datasets/v1/train.jsonl", "datasets/v1/validation.jsonl"
+        s3_bucket,
+        f"s3://{s3_bucket}/models/tiny/",
+        "datasets/v1/train.jsonl",
+        "datasets/v1/validation.jsonl",
+        "datasets/v1/test.jsonl",
     )
 
 

@@ -5,6 +5,10 @@
 process, stores what it reports (progress, metrics, logs), uploads every checkpoint as it appears and
 the adapter and merged model at the end, and heartbeats throughout. A retry (this worker or another,
 after a crash) resumes from the newest uploaded checkpoint. Cancelling the activity kills the runtime.
+
+`run_evaluation` runs the runtime's `evaluate` on a merged model and a test file the same way (one
+child process through `run_runtime`, heartbeats throughout) and keeps the metrics, every
+{prompt, reference, prediction} record and a JSON report.
 """
 
 from __future__ import annotations
@@ -14,31 +18,50 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from forge_contracts.activities.training import (
+    CANCEL_EVALUATION,
     CANCEL_JOB,
+    FAIL_EVALUATION,
     FAIL_JOB,
     QUEUE_JOB,
+    RUN_EVALUATION,
     RUN_TRAINING,
+    EvaluationRequest,
+    EvaluationResult,
     FailJob,
     JobRef,
     JobStatus,
     TrainingOutcome,
     TrainingProgress,
 )
+from forge_kit.errors import NotFound
 from forge_kit.observability import logger
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from forge_training import service
-from forge_training.domain import JobLayout, RunPaths, error_message, parse_s3_uri, runtime_spec
-from forge_training.runtime_process import RuntimeProcess
+from forge_training.domain import (
+    EvaluationLayout,
+    EvaluationPaths,
+    JobLayout,
+    ObjectLocation,
+    RunPaths,
+    error_message,
+    evaluate_spec,
+    evaluation_metrics,
+    parse_s3_uri,
+    runtime_spec,
+)
+from forge_training.runtime_process import RuntimeProcess, run_runtime
+from forge_training.schemas import CreateEvaluationJob
 from forge_training.service import Deps, ProgressBatch, RunStart
 from forge_training.storage import MissingObject
-from forge_training.tables import TrainingJob
+from forge_training.tables import EvaluationJob, TrainingJob
 
 log = logger(component="training.activities")
 
@@ -87,6 +110,30 @@ class ProgressRecorder:
         await service.record_progress(self._deps.db, self._job_id, batch)
 
 
+def heartbeat_interval_s(heartbeat_timeout_s: float) -> float:
+    """How often to heartbeat: well within the timeout, neither too chatty nor too lazy."""
+    return min(5.0, max(0.2, heartbeat_timeout_s / 4))
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(details: Callable[[], Any], interval_s: float) -> AsyncIterator[None]:
+    """Heartbeat `details()` every `interval_s` while the block runs, even while the runtime is silent
+    (imports, downloads, generation), so Temporal sees the activity alive and can deliver a cancel."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(details())
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(beat(), name=f"heartbeat:{activity.info().activity_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class TrainingActivities:
     """The activities, bound to the service's dependencies."""
 
@@ -125,23 +172,12 @@ class TrainingActivities:
         recorder = ProgressRecorder(
             self.deps, ref.job_id, start.next_log_seq, self.deps.settings.progress_interval_s
         )
-        heartbeats = asyncio.create_task(self._heartbeat(recorder), name=f"heartbeat:{ref.job_id}")
-        try:
+        interval_s = heartbeat_interval_s(self.deps.settings.heartbeat_timeout_s)
+        async with heartbeating(lambda: recorder.progress.model_dump(), interval_s):
             with tempfile.TemporaryDirectory(
                 prefix=f"training-{ref.job_id}-", dir=self.deps.settings.work_dir
             ) as work_dir:
                 return await self._run(start, Path(work_dir), recorder)
-        finally:
-            heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeats
-
-    async def _heartbeat(self, recorder: ProgressRecorder) -> None:
-        """Heartbeat the latest progress even while the runtime is silent (imports, downloads)."""
-        interval_s = min(5.0, max(0.2, self.deps.settings.heartbeat_timeout_s / 4))
-        while True:
-            activity.heartbeat(recorder.progress.model_dump())
-            await asyncio.sleep(interval_s)
 
     async def _run(self, start: RunStart, work_dir: Path, recorder: ProgressRecorder) -> TrainingOutcome:
         job, store = start.job, self.deps.store
@@ -168,22 +204,22 @@ class TrainingActivities:
             resume=resume,
             threads=self.deps.settings.runtime_threads,
         )
-        spec_file = work_dir / "spec.json"
-        spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        process = RuntimeProcess("train", spec_file, work_dir / "runtime.stderr")
-        try:
-            await process.start()
+
+        async def started(process: RuntimeProcess) -> None:
             recorder.log(f"training runtime started (pid {process.pid}, attempt {job.attempt})")
             await recorder.flush()
-            result, runtime_error = await self._follow(job, process, paths, recorder)
-            exit_code = await process.wait()
-        finally:
-            await process.stop()  # on cancellation or any error: the runtime must not outlive the run
+
+        layout = self._layout(job)
+
+        async def follow(event: dict[str, Any]) -> None:
+            await self._on_event(job, event, layout, paths, recorder)
+
+        run = await run_runtime("train", spec, work_dir, on_start=started, on_event=follow)
         await recorder.flush()
-        if exit_code != 0 or result is None:
-            message = error_message(runtime_error, process.stderr_tail(), exit_code)
-            return await self._fail(job, message, exit_code=exit_code)
-        return await self._succeed(job, paths, result, recorder)
+        if not run.succeeded or run.result is None:
+            message = error_message(run.error, run.stderr_tail, run.exit_code)
+            return await self._fail(job, message, exit_code=run.exit_code)
+        return await self._succeed(job, paths, run.result, recorder)
 
     async def _download_inputs(self, job: TrainingJob, paths: RunPaths) -> None:
         store = self.deps.store
@@ -196,38 +232,35 @@ class TrainingActivities:
                 parse_s3_uri(f"s3://{job.dataset_bucket}/{job.validation_key}"), paths.validation_file
             )
 
-    async def _follow(
-        self, job: TrainingJob, process: RuntimeProcess, paths: RunPaths, recorder: ProgressRecorder
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """Store each event as it comes; upload each checkpoint; returns (result, error) lines."""
-        layout = self._layout(job)
-        result: dict[str, Any] | None = None
-        runtime_error: dict[str, Any] | None = None
-        async for event in process.events():
-            kind = event.get("kind")
-            if kind == "progress":
-                recorder.progress_event(event)
-                activity.heartbeat(recorder.progress.model_dump())
-            elif kind == "metric":
-                recorder.metric_event(event)
-            elif kind == "log":
-                recorder.log(str(event.get("message", "")), str(event.get("level") or "info"))
-            elif kind == "checkpoint":
-                await recorder.flush()
-                step = int(event["step"])
-                await self.deps.store.ensure_bucket()
-                target = layout.checkpoint(step)
-                await self.deps.store.upload_dir(paths.checkpoint_dir(step), target)
-                await service.record_checkpoint(self.deps.db, job.id, step, target.uri)
-                recorder.checkpoint_uploaded(step)
-                recorder.log(f"checkpoint step-{step} uploaded to {target.uri}")
-            elif kind == "result":
-                result = event.get("result") or {}
-            elif kind == "error":
-                runtime_error = event
-                recorder.log(error_message(event, "", None), "error")
-            await recorder.maybe_flush()
-        return result, runtime_error
+    async def _on_event(
+        self,
+        job: TrainingJob,
+        event: dict[str, Any],
+        layout: JobLayout,
+        paths: RunPaths,
+        recorder: ProgressRecorder,
+    ) -> None:
+        """Store one runtime event as it comes; upload each checkpoint."""
+        kind = event.get("kind")
+        if kind == "progress":
+            recorder.progress_event(event)
+            activity.heartbeat(recorder.progress.model_dump())
+        elif kind == "metric":
+            recorder.metric_event(event)
+        elif kind == "log":
+            recorder.log(str(event.get("message", "")), str(event.get("level") or "info"))
+        elif kind == "checkpoint":
+            await recorder.flush()
+            step = int(event["step"])
+            await self.deps.store.ensure_bucket()
+            target = layout.checkpoint(step)
+            await self.deps.store.upload_dir(paths.checkpoint_dir(step), target)
+            await service.record_checkpoint(self.deps.db, job.id, step, target.uri)
+            recorder.checkpoint_uploaded(step)
+            recorder.log(f"checkpoint step-{step} uploaded to {target.uri}")
+        elif kind == "error":
+            recorder.log(error_message(event, "", None), "error")
+        await recorder.maybe_flush()
 
     async def _succeed(
         self, job: TrainingJob, paths: RunPaths, result: dict[str, Any], recorder: ProgressRecorder
@@ -288,3 +321,199 @@ def _ended(job: TrainingJob) -> TrainingOutcome:
         steps=job.total_steps,
         error=job.error,
     )
+
+
+class EvaluationActivities:
+    """The evaluation activities, bound to the service's dependencies."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.run_evaluation, self.fail_evaluation, self.cancel_evaluation]
+
+    @activity.defn(name=FAIL_EVALUATION)
+    async def fail_evaluation(self, request: FailJob) -> JobStatus:
+        """Active -> failed with the error (no-op on an ended evaluation)."""
+        await service.fail_evaluation(self.deps.db, request.tenant_id, request.job_id, error=request.error)
+        job = await service.evaluation(self.deps.db, request.tenant_id, request.job_id)
+        return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
+
+    @activity.defn(name=CANCEL_EVALUATION)
+    async def cancel_evaluation(self, ref: JobRef) -> JobStatus:
+        """Active -> cancelled (no-op on an ended evaluation)."""
+        await service.cancel_evaluation(self.deps.db, ref.tenant_id, ref.job_id)
+        job = await service.evaluation(self.deps.db, ref.tenant_id, ref.job_id)
+        return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
+
+    @activity.defn(name=RUN_EVALUATION)
+    async def run_evaluation(self, request: EvaluationRequest) -> EvaluationResult:
+        """Find or create the evaluation (by id, else by `request_key`), run it and return its result;
+        one that already succeeded returns its stored result without running again. A failed run
+        ends the evaluation `failed` and raises a non-retryable ApplicationError with the reason."""
+        job = await self._find_or_create(request)
+        if job.state == "succeeded":
+            return _evaluation_result(job)
+        job = await service.begin_evaluation(self.deps.db, job.tenant, job.id)
+        if job.state != "running":
+            return _ended_evaluation(job)
+        progress: dict[str, Any] = {"evaluation_job_id": job.id, "phase": job.phase, "attempt": job.attempt}
+        interval_s = heartbeat_interval_s(self.deps.settings.heartbeat_timeout_s)
+        async with heartbeating(lambda: dict(progress), interval_s):
+            with tempfile.TemporaryDirectory(
+                prefix=f"evaluation-{job.id}-", dir=self.deps.settings.work_dir
+            ) as work_dir:
+                return await self._evaluate(job, Path(work_dir), progress)
+
+    async def _find_or_create(self, request: EvaluationRequest) -> EvaluationJob:
+        db, tenant = self.deps.db, request.tenant_id
+        try:
+            if request.evaluation_job_id is not None:
+                return await service.evaluation(db, tenant, request.evaluation_job_id)
+            body = CreateEvaluationJob.model_validate(
+                {
+                    "model": {
+                        "uri": request.model_uri,
+                        "model_version_id": request.model_version_id,
+                        "training_job_id": request.training_job_id,
+                    },
+                    "test_set": {"bucket": request.test_bucket, "key": request.test_key},
+                    "data_format": request.data_format,
+                    "max_new_tokens": request.max_new_tokens,
+                    "max_records": request.max_records,
+                }
+            )
+            return await service.create_evaluation(db, tenant, None, body, request_key=request.request_key)
+        except ValidationError as invalid:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+                for issue in invalid.errors()
+            )
+            raise ApplicationError(
+                f"invalid evaluation request: {problems}", type="InvalidEvaluationRequest", non_retryable=True
+            ) from None
+        except NotFound as missing:
+            raise ApplicationError(str(missing), type="EvaluationNotFound", non_retryable=True) from None
+
+    async def _evaluate(
+        self, job: EvaluationJob, work_dir: Path, progress: dict[str, Any]
+    ) -> EvaluationResult:
+        store, settings = self.deps.store, self.deps.settings
+        paths = EvaluationPaths.under(work_dir)
+        try:
+            await store.download_prefix(parse_s3_uri(job.model_uri), paths.model_dir)
+            await store.download_file(ObjectLocation(job.test_bucket, job.test_key), paths.test_file)
+        except MissingObject as missing:
+            raise await self._fail(job, f"input missing: {missing}", exit_code=None) from None
+        await self._phase(job, progress, "evaluating")
+        spec = evaluate_spec(
+            paths=paths,
+            data_format=job.data_format,
+            max_new_tokens=job.max_new_tokens,
+            max_records=job.max_records,
+            threads=settings.runtime_threads,
+        )
+
+        async def started(process: RuntimeProcess) -> None:
+            log.info(
+                "training.evaluation_started", evaluation_id=job.id, pid=process.pid, attempt=job.attempt
+            )
+
+        run = await run_runtime("evaluate", spec, work_dir, on_start=started)
+        if not run.succeeded or run.result is None or not paths.records_file.exists():
+            message = error_message(run.error, run.stderr_tail, run.exit_code)
+            raise await self._fail(job, message, exit_code=run.exit_code)
+        await self._phase(job, progress, "uploading")
+        records = await asyncio.to_thread(_read_records, paths.records_file)
+        metrics = evaluation_metrics(run.result)
+        layout = EvaluationLayout(store.bucket, job.tenant, job.id)
+        report = _report(job, metrics, records=len(records), records_uri=layout.records.uri)
+        paths.report_file.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        await store.ensure_bucket()
+        await store.upload_file(paths.records_file, layout.records)
+        await store.upload_file(paths.report_file, layout.report)
+        ended = await service.succeed_evaluation(
+            self.deps.db,
+            job.tenant,
+            job.id,
+            metrics=metrics,
+            records=records,
+            records_uri=layout.records.uri,
+            report_uri=layout.report.uri,
+        )
+        if ended.state != "succeeded":
+            return _ended_evaluation(ended)
+        return _evaluation_result(ended)
+
+    async def _phase(self, job: EvaluationJob, progress: dict[str, Any], phase: str) -> None:
+        progress["phase"] = phase
+        activity.heartbeat(dict(progress))
+        await service.record_evaluation_phase(self.deps.db, job.id, phase)
+
+    async def _fail(self, job: EvaluationJob, message: str, exit_code: int | None) -> ApplicationError:
+        log.warning("training.evaluation_failed", evaluation_id=job.id, error=message, exit_code=exit_code)
+        await service.fail_evaluation(self.deps.db, job.tenant, job.id, error=message, exit_code=exit_code)
+        return ApplicationError(message, type="EvaluationFailed", non_retryable=True)
+
+
+def _evaluation_result(job: EvaluationJob) -> EvaluationResult:
+    assert job.records_uri is not None and job.report_uri is not None
+    return EvaluationResult(
+        evaluation_job_id=job.id,
+        metrics={name: float(value) for name, value in job.metrics.items()},
+        records_uri=job.records_uri,
+        report_uri=job.report_uri,
+    )
+
+
+def _ended_evaluation(job: EvaluationJob) -> EvaluationResult:
+    """The result of an evaluation that is not running: its stored one, or the reason it has none."""
+    if job.state == "succeeded":
+        return _evaluation_result(job)
+    reason = f": {job.error}" if job.error else ""
+    raise ApplicationError(
+        f"evaluation job {job.id} is {job.state}{reason}", type="EvaluationEnded", non_retryable=True
+    )
+
+
+def _read_records(path: Path) -> list[dict[str, str]]:
+    records: list[dict[str, str]] = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                record = json.loads(line)
+                records.append(
+                    {key: str(record.get(key, "")) for key in ("prompt", "reference", "prediction")}
+                )
+    return records
+
+
+def _report(
+    job: EvaluationJob, metrics: dict[str, float], *, records: int, records_uri: str
+) -> dict[str, Any]:
+    """The evaluation report (EV-4): what was evaluated, how, the metrics and the counts."""
+    return {
+        "evaluation_job_id": job.id,
+        "tenant": job.tenant,
+        "model": {
+            "uri": job.model_uri,
+            "model_version_id": job.model_version_id,
+            "training_job_id": job.training_job_id,
+        },
+        "test_set": {
+            "uri": f"s3://{job.test_bucket}/{job.test_key}",
+            "dataset_version_id": job.dataset_version_id,
+        },
+        "config": {
+            "mode": "automatic",
+            "data_format": job.data_format,
+            "max_new_tokens": job.max_new_tokens,
+            "max_records": job.max_records,
+            "decoding": "greedy",
+        },
+        "metrics": metrics,
+        "counts": {"records": records},
+        "records_uri": records_uri,
+        "attempt": job.attempt,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+    }

@@ -10,8 +10,16 @@ from forge_contracts.events.base import TenantId
 from forge_training import service
 from forge_training.domain import percent
 from forge_training.schemas import (
+    CancelEvaluationJob,
     CancelTrainingJob,
+    CreateEvaluationJob,
     CreateTrainingJob,
+    EvaluatedModel,
+    EvaluationJobList,
+    EvaluationJobView,
+    EvaluationProgress,
+    EvaluationRecordsView,
+    EvaluationRecordView,
     LogLine,
     LogsView,
     MetricPoint,
@@ -19,16 +27,18 @@ from forge_training.schemas import (
     MetricsView,
     Outputs,
     Progress,
+    TestSet,
     TrainingJobList,
     TrainingJobView,
 )
 from forge_training.service import Deps
-from forge_training.tables import TrainingJob
+from forge_training.tables import EvaluationJob, TrainingJob
 
 Tenant = Annotated[TenantId, Header(alias="x-forge-tenant")]
 User = Annotated[str | None, Header(alias="x-forge-user", max_length=256)]
 
 router = APIRouter(prefix="/training-jobs", tags=["training jobs"])
+evaluation_router = APIRouter(prefix="/evaluation-jobs", tags=["evaluation jobs"])
 
 
 def _deps(request: Request) -> Deps:
@@ -145,3 +155,101 @@ async def cancel_training_job(
     reason = body.reason if body else None
     job = await service.request_cancel(_deps(request), tenant, job_id, actor=user, reason=reason)
     return view(job)
+
+
+# --- evaluation jobs ------------------------------------------------------------------------------
+
+
+def evaluation_view(job: EvaluationJob) -> EvaluationJobView:
+    """An evaluation as the API shows it."""
+    return EvaluationJobView(
+        id=job.id,
+        state=job.state,
+        sequence=job.sequence,
+        model=EvaluatedModel(
+            uri=job.model_uri, model_version_id=job.model_version_id, training_job_id=job.training_job_id
+        ),
+        test_set=TestSet(bucket=job.test_bucket, key=job.test_key, dataset_version_id=job.dataset_version_id),
+        data_format=job.data_format,
+        max_new_tokens=job.max_new_tokens,
+        max_records=job.max_records,
+        progress=EvaluationProgress(phase=job.phase, attempt=job.attempt),
+        metrics=job.metrics,
+        record_count=job.record_count,
+        records_uri=job.records_uri,
+        report_uri=job.report_uri,
+        error=job.error,
+        exit_code=job.exit_code,
+        created_by=job.created_by,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@evaluation_router.post("", status_code=status.HTTP_201_CREATED)
+async def create_evaluation_job(
+    body: CreateEvaluationJob, tenant: Tenant, user: User, request: Request
+) -> EvaluationJobView:
+    """Evaluate a merged model on a test file and start it (EV-1, EV-2)."""
+    return evaluation_view(await service.submit_evaluation(_deps(request), tenant, user, body))
+
+
+@evaluation_router.get("")
+async def list_evaluation_jobs(
+    tenant: Tenant,
+    request: Request,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EvaluationJobList:
+    found = await service.evaluations(_deps(request).db, tenant, state=state, limit=limit)
+    return EvaluationJobList(items=[evaluation_view(job) for job in found])
+
+
+@evaluation_router.get("/{evaluation_id}")
+async def get_evaluation_job(evaluation_id: str, tenant: Tenant, request: Request) -> EvaluationJobView:
+    """State, progress, metrics, where the records and the report are, and the error of a failed one."""
+    return evaluation_view(await service.evaluation(_deps(request).db, tenant, evaluation_id))
+
+
+@evaluation_router.get("/{evaluation_id}/records")
+async def get_evaluation_records(
+    evaluation_id: str,
+    tenant: Tenant,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EvaluationRecordsView:
+    """The actual inputs and outputs (EV-5): prompt, reference and prediction, in test-file order."""
+    job, rows = await service.evaluation_records(
+        _deps(request).db, tenant, evaluation_id, offset=offset, limit=limit
+    )
+    records = [
+        EvaluationRecordView(
+            seq=row.seq, prompt=row.prompt, reference=row.reference, prediction=row.prediction
+        )
+        for row in rows
+    ]
+    more = job.record_count is not None and offset + len(records) < job.record_count
+    return EvaluationRecordsView(
+        evaluation_id=job.id,
+        total=job.record_count,
+        records=records,
+        next_offset=offset + len(records) if more else None,
+    )
+
+
+@evaluation_router.post("/{evaluation_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_evaluation_job(
+    evaluation_id: str,
+    tenant: Tenant,
+    user: User,
+    request: Request,
+    body: Annotated[CancelEvaluationJob | None, Body()] = None,
+) -> EvaluationJobView:
+    """Stop an evaluation: its runtime is killed and it ends `cancelled` (409 when it already ended)."""
+    reason = body.reason if body else None
+    job = await service.request_evaluation_cancel(
+        _deps(request), tenant, evaluation_id, actor=user, reason=reason
+    )
+    return evaluation_view(job)

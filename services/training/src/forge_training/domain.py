@@ -1,10 +1,12 @@
-"""Rules of training jobs, without I/O: the state machine, where a job's objects live, and how a job's
-settings become the training runtime's spec (`forge_training_runtime.specs.TrainSpec`, as JSON: the
-service never imports the runtime)."""
+"""Rules of training and evaluation jobs, without I/O: the state machines, where a job's objects live,
+and how a job's settings become the training runtime's spec (`forge_training_runtime.specs.TrainSpec`
+and `EvaluateSpec`, as JSON: the service never imports the runtime)."""
 
 from __future__ import annotations
 
+import math
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from forge_contracts.state_machines import MACHINES, StateMachine
 
 MACHINE: StateMachine = MACHINES["training_job"]
+EVALUATION_MACHINE: StateMachine = MACHINES["evaluation_job"]
 BACKEND = "local"
 """Where jobs run until the scheduler places them (the runtime process on the worker's machine)."""
 LOCAL_QUEUE = "local"
@@ -135,3 +138,91 @@ def error_message(runtime_error: dict[str, Any] | None, stderr_tail: str, exit_c
     tail = stderr_tail.strip().splitlines()[-1:] if stderr_tail.strip() else []
     detail = f": {tail[0]}" if tail else ""
     return f"the training runtime exited with status {exit_code}{detail}"[:4000]
+
+
+# --- evaluation jobs ------------------------------------------------------------------------------
+
+EVALUATION_METRICS = ("perplexity", "mean_nll", "bleu", "rouge1", "rouge2", "rougeL", "exact_match")
+"""The runtime's corpus metrics an evaluation keeps (`EvaluationMetrics`, minus the record count)."""
+
+
+@dataclass(frozen=True)
+class EvaluationLayout:
+    """Where one evaluation's outputs go in the training bucket: `<tenant>/evaluations/<id>/...`."""
+
+    bucket: str
+    tenant: str
+    evaluation_id: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.tenant}/evaluations/{self.evaluation_id}/"
+
+    @property
+    def records(self) -> ObjectLocation:
+        return ObjectLocation(self.bucket, f"{self.root}records.jsonl")
+
+    @property
+    def report(self) -> ObjectLocation:
+        return ObjectLocation(self.bucket, f"{self.root}report.json")
+
+
+@dataclass(frozen=True)
+class EvaluationPaths:
+    """The local files of one evaluation attempt."""
+
+    model_dir: Path
+    test_file: Path
+    records_file: Path
+    report_file: Path
+
+    @classmethod
+    def under(cls, work_dir: Path) -> EvaluationPaths:
+        return cls(
+            model_dir=work_dir / "model",
+            test_file=work_dir / "data" / "test.jsonl",
+            records_file=work_dir / "out" / "records.jsonl",
+            report_file=work_dir / "out" / "report.json",
+        )
+
+
+def evaluate_spec(
+    *,
+    paths: EvaluationPaths,
+    data_format: str,
+    max_new_tokens: int,
+    max_records: int | None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The runtime's `evaluate` spec (field names are EvaluateSpec's)."""
+    spec: dict[str, Any] = {
+        "model_dir": str(paths.model_dir),
+        "test_file": str(paths.test_file),
+        "records_file": str(paths.records_file),
+        "data_format": data_format,
+        "max_new_tokens": max_new_tokens,
+    }
+    if max_records is not None:
+        spec["max_records"] = max_records
+    if threads is not None:
+        spec["num_threads"] = threads
+    return spec
+
+
+def evaluation_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The metrics of the runtime's `evaluate` result; a value that is not a finite number (a
+    perplexity over no scorable reference) is left out rather than stored as NaN."""
+    metrics = result.get("metrics") or {}
+    kept: dict[str, float] = {}
+    for name in EVALUATION_METRICS:
+        value = metrics.get(name)
+        if isinstance(value, int | float) and math.isfinite(value):
+            kept[name] = float(value)
+    return kept
+
+
+def stand_in_id(uri: str) -> str:
+    """A stable UUID naming an unregistered model or test file by its location. Evaluation events
+    require a model version id and a test dataset version id; when a request names none, this one
+    (UUIDv5 of the URI, never equal to a UUIDv7 that Forge mints) stands in for it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, uri))

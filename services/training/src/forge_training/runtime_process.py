@@ -1,5 +1,8 @@
-"""The training runtime as a child process: `python -m forge_training_runtime train --spec spec.json`,
-read one JSON object per stdout line. The service never imports the runtime (nor torch)."""
+"""The training runtime as a child process: `python -m forge_training_runtime <command> --spec spec.json`,
+read one JSON object per stdout line. The service never imports the runtime (nor torch).
+
+`run_runtime` is the whole run (spec file, start, events, exit, kill on cancellation) used by both
+`train` and `evaluate`; `RuntimeProcess` is the process itself."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +91,50 @@ class RuntimeProcess:
         except OSError:
             return ""
         return data[-chars:].decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class RuntimeRun:
+    """How one run of the runtime ended: its exit status, its `result` or `error` line, stderr's end."""
+
+    exit_code: int
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    stderr_tail: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.result is not None
+
+
+async def run_runtime(
+    command: str,
+    spec: dict[str, Any],
+    work_dir: Path,
+    *,
+    on_start: Callable[[RuntimeProcess], Awaitable[None]] | None = None,
+    on_event: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> RuntimeRun:
+    """Write `spec` into `work_dir`, run `command` on it and hand every event to `on_event` as it comes.
+    The process never outlives the call: cancellation (or any error) kills it."""
+    spec_file = work_dir / f"{command}.spec.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    process = RuntimeProcess(command, spec_file, work_dir / f"{command}.stderr")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    try:
+        await process.start()
+        if on_start is not None:
+            await on_start(process)
+        async for event in process.events():
+            kind = event.get("kind")
+            if kind == "result":
+                result = event.get("result") or {}
+            elif kind == "error":
+                error = event
+            if on_event is not None:
+                await on_event(event)
+        exit_code = await process.wait()
+    finally:
+        await process.stop()
+    return RuntimeRun(exit_code=exit_code, result=result, error=error, stderr_tail=process.stderr_tail())

@@ -1,6 +1,6 @@
-"""Request and response models of the training API. Hyper-parameters and LoRA settings carry the
-training runtime's field names and limits (TrainSpec), so a bad value is a 422 naming the field here,
-not a failed run later."""
+"""Request and response models of the training API: training jobs, then evaluation jobs.
+Hyper-parameters and LoRA settings carry the training runtime's field names and limits (TrainSpec), so a
+bad value is a 422 naming the field here, not a failed run later."""
 
 from __future__ import annotations
 
@@ -171,3 +171,87 @@ class LogsView(BaseModel):
     job_id: str
     lines: list[LogLine]
     next_after: int = Field(description="Pass as `after` to read only newer lines.")
+
+
+# --- evaluation jobs ------------------------------------------------------------------------------
+
+
+class EvaluatedModel(_Body):
+    """The model to evaluate: an S3 prefix holding a merged Hugging Face model directory."""
+
+    uri: str = Field(pattern=S3_PREFIX_URI, description="e.g. `s3://forge-training/acme/<job id>/merged/`")
+    model_version_id: Id | None = Field(default=None, description="Its model version in the registry.")
+    training_job_id: Id | None = Field(default=None, description="The training job that produced it.")
+
+
+class TestSet(_Body):
+    """The test file (alpaca or sharegpt JSONL)."""
+
+    bucket: str = Field(pattern=BUCKET)
+    key: ObjectKey = Field(description="Object key of the test JSONL file.")
+    dataset_version_id: Id | None = Field(default=None, description="The dataset version it belongs to.")
+
+
+class CreateEvaluationJob(_Body):
+    """`POST /evaluation-jobs`: evaluate a model on a test set (EV-1) with the runtime's metrics (EV-2)."""
+
+    model: EvaluatedModel
+    test_set: TestSet
+    data_format: Literal["auto", "alpaca", "sharegpt"] = "auto"
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="Tokens generated per prediction.")
+    max_records: int | None = Field(
+        None, ge=1, le=1_000_000, description="Evaluate only the first N records."
+    )
+
+
+class CancelEvaluationJob(_Body):
+    """`POST /evaluation-jobs/{id}/cancel` (the body is optional)."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=4000, pattern=r"\S")
+
+
+class EvaluationProgress(BaseModel):
+    phase: str | None = Field(description="queued, downloading, evaluating, uploading or done.")
+    attempt: int
+
+
+class EvaluationJobView(BaseModel):
+    id: str
+    state: str
+    sequence: int
+    model: EvaluatedModel
+    test_set: TestSet
+    data_format: str
+    max_new_tokens: int
+    max_records: int | None
+    progress: EvaluationProgress
+    metrics: dict[str, float] = Field(
+        description="perplexity, mean_nll, bleu (0-100), rouge1, rouge2, rougeL, exact_match (0-1)."
+    )
+    record_count: int | None
+    records_uri: str | None = Field(description="JSONL of {prompt, reference, prediction}.")
+    report_uri: str | None = Field(description="JSON report: metrics, config and counts.")
+    error: str | None
+    exit_code: int | None
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class EvaluationJobList(BaseModel):
+    items: list[EvaluationJobView]
+
+
+class EvaluationRecordView(BaseModel):
+    seq: int
+    prompt: str
+    reference: str
+    prediction: str
+
+
+class EvaluationRecordsView(BaseModel):
+    evaluation_id: str
+    total: int | None = Field(description="How many records the evaluation kept (none until it succeeded).")
+    records: list[EvaluationRecordView]
+    next_offset: int | None = Field(description="Pass as `offset` for the next page; none at the end.")

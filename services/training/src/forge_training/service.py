@@ -8,10 +8,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from forge_contracts.activities.training import WORKFLOW, TrainingJobInput, workflow_id
+from forge_contracts.activities.training import (
+    EVALUATION_WORKFLOW,
+    WORKFLOW,
+    EvaluationRequest,
+    TrainingJobInput,
+    evaluation_workflow_id,
+    workflow_id,
+)
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.base import ResourceRequest
 from forge_contracts.events.training import (
+    EvaluationJobCancelled,
+    EvaluationJobCreated,
+    EvaluationJobEvent,
+    EvaluationJobFailed,
+    EvaluationJobQueued,
+    EvaluationJobStarted,
+    EvaluationJobSucceeded,
     TrainingJobCancelled,
     TrainingJobCreated,
     TrainingJobEvent,
@@ -27,15 +41,30 @@ from forge_kit.observability import logger
 from forge_kit.runtime import ServiceRuntime
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
-from forge_training.domain import BACKEND, LOCAL_QUEUE, MACHINE
-from forge_training.schemas import CreateTrainingJob
+from forge_training.domain import (
+    BACKEND,
+    EVALUATION_MACHINE,
+    EVALUATION_METRICS,
+    LOCAL_QUEUE,
+    MACHINE,
+    stand_in_id,
+)
+from forge_training.schemas import CreateEvaluationJob, CreateTrainingJob
 from forge_training.settings import TrainingSettings
 from forge_training.storage import ObjectStore
-from forge_training.tables import TrainingCheckpoint, TrainingJob, TrainingLog, TrainingMetric
+from forge_training.tables import (
+    EvaluationJob,
+    EvaluationRecord,
+    TrainingCheckpoint,
+    TrainingJob,
+    TrainingLog,
+    TrainingMetric,
+)
 
 log = logger(component="training.service")
 
@@ -452,5 +481,352 @@ def _common(job: TrainingJob, actor: str | None = None) -> dict[str, Any]:
 
 
 async def _publish(session: AsyncSession, job: TrainingJob, payload: TrainingJobEvent) -> None:
+    session.add(job)
+    await outbox.publish(session, payload.to_envelope(sequence=job.sequence))
+
+
+# --- evaluation jobs: commands --------------------------------------------------------------------
+
+
+def evaluation_request_key(evaluation_id: str) -> str:
+    """The idempotency key of an evaluation created through the API (its workflow's own key)."""
+    return f"{evaluation_workflow_id(evaluation_id)}:evaluate"
+
+
+async def create_evaluation(
+    db: Database,
+    tenant: str,
+    user: str | None,
+    body: CreateEvaluationJob,
+    *,
+    request_key: str | None = None,
+) -> EvaluationJob:
+    """Record a new evaluation (pending) and its `created` event; with a `request_key` that the tenant
+    used before, the evaluation created then is returned instead (nothing new is written)."""
+    evaluation_id = uuid7()
+    job = EvaluationJob(
+        id=evaluation_id,
+        tenant=tenant,
+        request_key=request_key or evaluation_request_key(evaluation_id),
+        created_by=user,
+        model_uri=body.model.uri,
+        model_version_id=body.model.model_version_id,
+        training_job_id=body.model.training_job_id,
+        dataset_version_id=body.test_set.dataset_version_id,
+        test_bucket=body.test_set.bucket,
+        test_key=body.test_set.key,
+        data_format=body.data_format,
+        max_new_tokens=body.max_new_tokens,
+        max_records=body.max_records,
+        sequence=1,
+    )
+    try:
+        async with db.transaction() as session:
+            if (found := await _evaluation_by_key(session, tenant, job.request_key)) is not None:
+                return found
+            session.add(job)
+            await _publish_evaluation(
+                session,
+                job,
+                EvaluationJobCreated(
+                    **_evaluation_common(job, actor=user),
+                    mode="automatic",
+                    dataset_version_ids=[
+                        job.dataset_version_id or stand_in_id(f"s3://{job.test_bucket}/{job.test_key}")
+                    ],
+                    metrics=list(EVALUATION_METRICS),
+                ),
+            )
+    except IntegrityError:  # the same request_key created concurrently: that one wins
+        async with db.session() as session:
+            found = await _evaluation_by_key(session, tenant, job.request_key)
+        if found is None:
+            raise
+        return found
+    return job
+
+
+async def submit_evaluation(
+    deps: Deps, tenant: str, user: str | None, body: CreateEvaluationJob
+) -> EvaluationJob:
+    """Create an evaluation and start its workflow; if the workflow cannot be started the evaluation
+    fails (with an event), so none is left pending with nothing to run it."""
+    job = await create_evaluation(deps.db, tenant, user, body)
+    try:
+        client = deps.runtime.temporal
+        if client is None:
+            raise RuntimeError("the Temporal client is not connected")
+        await client.start_workflow(
+            EVALUATION_WORKFLOW,
+            evaluation_request(job),
+            id=evaluation_workflow_id(job.id),
+            task_queue=deps.runtime.task_queue,
+        )
+    except Exception as error:  # any failure to start leaves the evaluation unrunnable: fail it
+        log.exception("training.evaluation_workflow_start_failed", evaluation_id=job.id, error=repr(error))
+        await fail_evaluation(
+            deps.db, tenant, job.id, error=f"could not start the evaluation's workflow: {error}"
+        )
+        raise Unavailable(
+            "the workflow engine could not start the evaluation; it was marked failed"
+        ) from error
+    return job
+
+
+def evaluation_request(job: EvaluationJob) -> EvaluationRequest:
+    """The activity request that runs an existing evaluation job."""
+    return EvaluationRequest(
+        tenant_id=job.tenant,
+        evaluation_job_id=job.id,
+        request_key=job.request_key,
+        model_uri=job.model_uri,
+        test_bucket=job.test_bucket,
+        test_key=job.test_key,
+        data_format=job.data_format,  # type: ignore[arg-type]
+        max_new_tokens=job.max_new_tokens,
+        max_records=job.max_records,
+        model_version_id=job.model_version_id,
+        training_job_id=job.training_job_id,
+    )
+
+
+async def request_evaluation_cancel(
+    deps: Deps, tenant: str, evaluation_id: str, *, actor: str | None, reason: str | None
+) -> EvaluationJob:
+    """Ask the evaluation's workflow to stop (it kills the runtime and ends it `cancelled`); one whose
+    workflow is gone is cancelled here directly. 409 when it already ended."""
+    async with deps.db.transaction() as session:
+        job = await _locked_evaluation(session, tenant, evaluation_id)
+        EVALUATION_MACHINE.transition(job.state, "cancel")  # 409 now rather than a silent no-op later
+        job.cancel_requested_by, job.cancel_reason = actor, reason
+        session.add(job)
+    client = deps.runtime.temporal
+    try:
+        if client is None:
+            raise RuntimeError("the Temporal client is not connected")
+        await client.get_workflow_handle(evaluation_workflow_id(evaluation_id)).cancel()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise Unavailable(f"the workflow engine could not cancel the evaluation: {error}") from error
+        return await cancel_evaluation(deps.db, tenant, evaluation_id) or job
+    return job
+
+
+async def begin_evaluation(db: Database, tenant: str, evaluation_id: str) -> EvaluationJob:
+    """pending -> queued -> running (one event each), counting the attempt; an evaluation already
+    running (a retry after a lost worker) just counts the attempt; an ended one is returned as it is."""
+    async with db.transaction() as session:
+        job = await _locked_evaluation(session, tenant, evaluation_id)
+        if EVALUATION_MACHINE.is_terminal(job.state):
+            return job
+        if job.state == "pending":
+            _move_evaluation(job, "enqueue")
+            job.phase = "queued"
+            await _publish_evaluation(
+                session, job, EvaluationJobQueued(**_evaluation_common(job), from_state="pending")
+            )
+        job.attempt += 1
+        if job.state == "queued":
+            _move_evaluation(job, "start")
+            job.started_at = _now()
+            await _publish_evaluation(
+                session,
+                job,
+                EvaluationJobStarted(**_evaluation_common(job), from_state="queued", attempt=job.attempt),
+            )
+        job.phase = "downloading"
+        session.add(job)
+    return job
+
+
+async def record_evaluation_phase(db: Database, evaluation_id: str, phase: str) -> None:
+    """Where a running evaluation is (downloading, evaluating, uploading)."""
+    async with db.transaction() as session:
+        job = await session.get(EvaluationJob, evaluation_id, with_for_update=True)
+        if job is None or EVALUATION_MACHINE.is_terminal(job.state):
+            return
+        job.phase = phase
+        session.add(job)
+
+
+async def succeed_evaluation(
+    db: Database,
+    tenant: str,
+    evaluation_id: str,
+    *,
+    metrics: dict[str, float],
+    records: Sequence[dict[str, str]],
+    records_uri: str,
+    report_uri: str,
+) -> EvaluationJob:
+    """running -> succeeded with the metrics, the kept records and where the outputs are; one that
+    ended meanwhile (cancelled as the run finished) is left as it is."""
+    async with db.transaction() as session:
+        job = await _locked_evaluation(session, tenant, evaluation_id)
+        if EVALUATION_MACHINE.is_terminal(job.state):
+            return job
+        _move_evaluation(job, "succeed")
+        job.finished_at = _now()
+        job.phase = "done"
+        job.metrics = dict(metrics)
+        job.record_count = len(records)
+        job.records_uri, job.report_uri = records_uri, report_uri
+        await session.exec(  # type: ignore[call-overload]
+            delete(EvaluationRecord).where(col(EvaluationRecord.evaluation_id) == evaluation_id)
+        )
+        rows = [
+            {
+                "evaluation_id": evaluation_id,
+                "seq": seq,
+                "prompt": record["prompt"],
+                "reference": record["reference"],
+                "prediction": record["prediction"],
+            }
+            for seq, record in enumerate(records, start=1)
+        ]
+        for start in range(0, len(rows), 1000):
+            await session.exec(insert(EvaluationRecord).values(rows[start : start + 1000]))  # type: ignore[call-overload]
+        await _publish_evaluation(
+            session,
+            job,
+            EvaluationJobSucceeded(
+                **_evaluation_common(job),
+                from_state="running",
+                metrics=metrics,
+                passed=True,  # no thresholds are configured yet: nothing to fail
+                report_uri=report_uri,
+                outputs_uri=records_uri,
+            ),
+        )
+    return job
+
+
+async def fail_evaluation(
+    db: Database, tenant: str, evaluation_id: str, *, error: str, exit_code: int | None = None
+) -> EvaluationJob | None:
+    """Any active state -> failed with the error; one that already ended is left as it is (None)."""
+    async with db.transaction() as session:
+        job = await _locked_evaluation(session, tenant, evaluation_id)
+        if EVALUATION_MACHINE.is_terminal(job.state):
+            return None
+        from_state = job.state
+        _move_evaluation(job, "fail")
+        job.finished_at = _now()
+        job.error, job.exit_code = error[:4000], exit_code
+        await _publish_evaluation(
+            session,
+            job,
+            EvaluationJobFailed(
+                **_evaluation_common(job),
+                from_state=from_state,  # type: ignore[arg-type]
+                error=job.error,
+            ),
+        )
+    return job
+
+
+async def cancel_evaluation(db: Database, tenant: str, evaluation_id: str) -> EvaluationJob | None:
+    """Any active state -> cancelled; one that already ended is left as it is (None)."""
+    async with db.transaction() as session:
+        job = await _locked_evaluation(session, tenant, evaluation_id)
+        if EVALUATION_MACHINE.is_terminal(job.state):
+            return None
+        from_state = job.state
+        _move_evaluation(job, "cancel")
+        job.finished_at = _now()
+        await _publish_evaluation(
+            session,
+            job,
+            EvaluationJobCancelled(
+                **_evaluation_common(job, actor=job.cancel_requested_by),
+                from_state=from_state,  # type: ignore[arg-type]
+                reason=job.cancel_reason,
+            ),
+        )
+    return job
+
+
+# --- evaluation jobs: queries ---------------------------------------------------------------------
+
+
+async def evaluation(db: Database, tenant: str, evaluation_id: str) -> EvaluationJob:
+    """One evaluation of `tenant` (404 for another tenant's)."""
+    async with db.session() as session:
+        found = (
+            await session.exec(
+                select(EvaluationJob).where(EvaluationJob.id == evaluation_id, EvaluationJob.tenant == tenant)
+            )
+        ).first()
+    if found is None:
+        raise NotFound(f"evaluation job {evaluation_id!r} does not exist")
+    return found
+
+
+async def evaluations(db: Database, tenant: str, *, state: str | None, limit: int) -> Sequence[EvaluationJob]:
+    """The tenant's evaluations, newest first."""
+    statement = select(EvaluationJob).where(EvaluationJob.tenant == tenant)
+    if state is not None:
+        statement = statement.where(EvaluationJob.state == state)
+    async with db.session() as session:
+        return (await session.exec(statement.order_by(col(EvaluationJob.id).desc()).limit(limit))).all()
+
+
+async def evaluation_records(
+    db: Database, tenant: str, evaluation_id: str, *, offset: int, limit: int
+) -> tuple[EvaluationJob, Sequence[EvaluationRecord]]:
+    """The records an evaluation kept, in test-file order, from `offset` (0-based)."""
+    job = await evaluation(db, tenant, evaluation_id)
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(EvaluationRecord)
+                .where(EvaluationRecord.evaluation_id == evaluation_id, EvaluationRecord.seq > offset)
+                .order_by(col(EvaluationRecord.seq))
+                .limit(limit)
+            )
+        ).all()
+    return job, rows
+
+
+# --- evaluation jobs: helpers ---------------------------------------------------------------------
+
+
+async def _evaluation_by_key(session: AsyncSession, tenant: str, request_key: str) -> EvaluationJob | None:
+    statement = select(EvaluationJob).where(
+        EvaluationJob.tenant == tenant, EvaluationJob.request_key == request_key
+    )
+    return (await session.exec(statement)).first()
+
+
+async def _locked_evaluation(session: AsyncSession, tenant: str, evaluation_id: str) -> EvaluationJob:
+    found = (
+        await session.exec(
+            select(EvaluationJob)
+            .where(EvaluationJob.id == evaluation_id, EvaluationJob.tenant == tenant)
+            .with_for_update()
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"evaluation job {evaluation_id!r} does not exist")
+    return found
+
+
+def _move_evaluation(job: EvaluationJob, transition: str) -> None:
+    job.state = EVALUATION_MACHINE.transition(job.state, transition).target
+    job.sequence += 1
+
+
+def _evaluation_common(job: EvaluationJob, actor: str | None = None) -> dict[str, Any]:
+    return {
+        "tenant_id": job.tenant,
+        "occurred_at": _now(),
+        "evaluation_id": job.id,
+        # The contract requires a model version; an unregistered model is named by its location.
+        "model_version_id": job.model_version_id or stand_in_id(job.model_uri),
+        "actor": actor,
+    }
+
+
+async def _publish_evaluation(session: AsyncSession, job: EvaluationJob, payload: EvaluationJobEvent) -> None:
     session.add(job)
     await outbox.publish(session, payload.to_envelope(sequence=job.sequence))

@@ -1,5 +1,6 @@
-"""Object storage of training runs: inputs (base model, dataset files) are downloaded into a run's work
-directory, outputs (checkpoints, adapter, merged model) uploaded under the job's prefix."""
+"""Object storage of training and evaluation runs: inputs (models, dataset and test files) are downloaded
+into a run's work directory, outputs (checkpoints, adapter, merged model; evaluation records and report)
+uploaded under the job's prefix."""
 
 from __future__ import annotations
 
@@ -94,6 +95,11 @@ class ObjectStore:
         for key in files:
             await self.download_file(ObjectLocation(source.bucket, key), target / key[len(prefix) :])
         return len(files)
+
+    async def upload_file(self, source: Path, target: ObjectLocation) -> None:
+        """One local file to the key `target`."""
+        async with self.client() as s3:
+            await s3.upload_file(str(source), target.bucket, target.key)
 
     async def upload_dir(self, source: Path, target: ObjectLocation) -> int:
         """Every file under `source` to the prefix `target` (relative paths kept); returns the count."""

@@ -1,4 +1,5 @@
-"""Tables of the training service: jobs, their metric series, logs and uploaded checkpoints."""
+"""Tables of the training service: training jobs, their metric series, logs and uploaded checkpoints;
+evaluation jobs and the records they kept."""
 
 from __future__ import annotations
 
@@ -102,3 +103,51 @@ class TrainingCheckpoint(SQLModel, table=True):
     step: int = Field(primary_key=True)
     uri: str
     uploaded_at: datetime = Field(default_factory=_now, sa_column=_aware(nullable=False))
+
+
+class EvaluationJob(SQLModel, table=True):
+    """An evaluation of a model on a test file: what, where it stands, and its metrics and outputs."""
+
+    __tablename__ = "evaluation_jobs"
+    __table_args__ = (sa.UniqueConstraint("tenant", "request_key", name="evaluation_jobs_request_key"),)
+
+    id: str = Field(primary_key=True)
+    tenant: str
+    request_key: str
+    state: str = "pending"
+    sequence: int = 0
+    created_by: str | None = None
+    model_uri: str
+    model_version_id: str | None = None
+    training_job_id: str | None = None
+    dataset_version_id: str | None = None
+    test_bucket: str
+    test_key: str
+    data_format: str = "auto"
+    max_new_tokens: int = 32
+    max_records: int | None = None
+    attempt: int = 0
+    phase: str | None = None
+    metrics: dict[str, Any] = _json()
+    record_count: int | None = None
+    records_uri: str | None = None
+    report_uri: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    cancel_requested_by: str | None = None
+    cancel_reason: str | None = None
+    created_at: datetime = Field(default_factory=_now, sa_column=_aware(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_aware())
+    finished_at: datetime | None = Field(default=None, sa_column=_aware())
+
+
+class EvaluationRecord(SQLModel, table=True):
+    """One test example as the model saw and answered it (EV-5); `seq` numbers them from 1."""
+
+    __tablename__ = "evaluation_records"
+
+    evaluation_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    prompt: str
+    reference: str
+    prediction: str

@@ -11,6 +11,20 @@ Every activity is idempotent by the job id and the job's state machine: queueing
 queued (or further) returns its state; `run_training` resumes from the job's newest uploaded checkpoint
 when a previous attempt (on this or another worker) stopped mid-run; `fail_job` and `cancel_job` do
 nothing to a job that already ended.
+
+Evaluation jobs (EV-1, EV-2, EV-4, EV-5): `EvaluationJobWorkflow` (workflow id
+`evaluation-job:<evaluation job id>`, input `EvaluationRequest`) runs one `run_evaluation`:
+
+    result = await workflow.execute_activity(
+        RUN_EVALUATION, EvaluationRequest(tenant_id=..., request_key=f"{workflow_id}:evaluate",
+        model_uri="s3://bucket/models/x/merged/", test_bucket=..., test_key=...),
+        result_type=EvaluationResult, start_to_close_timeout=..., heartbeat_timeout=timedelta(seconds=30))
+
+With `evaluation_job_id=None` the activity creates the evaluation job itself, once per `request_key`
+(a repeated call finds the same job and, when it succeeded, returns its result without running again).
+A failed evaluation raises a non-retryable ApplicationError carrying the reason. `fail_evaluation` and
+`cancel_evaluation` (inputs `FailJob` / `JobRef`, `job_id` = the evaluation job) end an evaluation whose
+run could not complete or was cancelled; they do nothing to one that already ended.
 """
 
 from __future__ import annotations
@@ -27,6 +41,10 @@ QUEUE_JOB = "training.queue_job"
 RUN_TRAINING = "training.run_training"
 FAIL_JOB = "training.fail_job"
 CANCEL_JOB = "training.cancel_job"
+RUN_EVALUATION = "training.run_evaluation"
+FAIL_EVALUATION = "training.fail_evaluation"
+CANCEL_EVALUATION = "training.cancel_evaluation"
+EVALUATION_WORKFLOW = "EvaluationJobWorkflow"
 
 JobState = Literal["pending", "queued", "running", "paused", "preempted", "succeeded", "failed", "cancelled"]
 
@@ -34,6 +52,11 @@ JobState = Literal["pending", "queued", "running", "paused", "preempted", "succe
 def workflow_id(job_id: str) -> str:
     """The id of the workflow running job `job_id` (one workflow per job)."""
     return f"training-job:{job_id}"
+
+
+def evaluation_workflow_id(evaluation_job_id: str) -> str:
+    """The id of the workflow running evaluation job `evaluation_job_id` (one workflow per job)."""
+    return f"evaluation-job:{evaluation_job_id}"
 
 
 class _Model(BaseModel):
@@ -95,3 +118,35 @@ class FailJob(_Model):
     tenant_id: TenantId
     job_id: Id
     error: str = Field(min_length=1, max_length=4000)
+
+
+class EvaluationRequest(BaseModel):
+    """Evaluate a merged model on a test file (the input of `run_evaluation` and of
+    `EvaluationJobWorkflow`). `request_key` makes the activity idempotent when it creates the job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    evaluation_job_id: str | None = None  # when None the activity creates the job (idempotent by request_key)
+    request_key: str  # idempotency key, e.g. "<workflow id>:evaluate"
+    model_uri: str  # s3://bucket/prefix/ of the merged model
+    test_bucket: str
+    test_key: str
+    data_format: Literal["auto", "alpaca", "sharegpt"] = "auto"
+    max_new_tokens: int = 32
+    max_records: int | None = None
+    model_version_id: str | None = None
+    training_job_id: str | None = None
+
+
+class EvaluationResult(BaseModel):
+    """A succeeded evaluation: its metrics and where its records and report are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    evaluation_job_id: str
+    metrics: dict[
+        str, float
+    ]  # perplexity, bleu, rouge1, rouge2, rougeL, exact_match (as the runtime names them)
+    records_uri: str  # s3://... JSONL of {prompt, reference, prediction}
+    report_uri: str  # s3://... JSON report (metrics + config + counts)
