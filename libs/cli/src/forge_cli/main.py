@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
+import httpx
 import typer
+from forge_kit.stack_env import load_stack_settings
 from rich.console import Console
 from rich.table import Table
 
 from forge_cli import tools
+from forge_cli.demo import DemoError, build_inputs, chain_body, follow_chain, set_up, start_chain
 from forge_cli.services import Platform
 from forge_cli.stack import Stack, StackError
 
@@ -153,6 +158,74 @@ def _print_platform(platform: Platform) -> bool:
         table.add_row(name, "[dim]not built yet[/]", "-", "-", "-")
     console.print(table)
     return healthy
+
+
+@app.command("demo")
+def demo(
+    max_perplexity: float = typer.Option(
+        1000.0,
+        help="The release gate: the test split's perplexity must be "
+        "at most this (the untrained base model scores about 1 400).",
+    ),
+    max_steps: int = typer.Option(20, help="LoRA training steps."),
+) -> None:
+    """Bring the platform up, then take a real model from raw data to a delivered bundle."""
+    up()
+    try:
+        asyncio.run(_demo(max_perplexity, max_steps))
+    except DemoError as error:
+        console.print(f"[red]demo failed:[/] {error}", highlight=False)
+        raise typer.Exit(1) from error
+
+
+async def _demo(max_perplexity: float, max_steps: int) -> None:
+    stack = Stack()
+    settings = load_stack_settings(stack.env_file)
+    env = dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines() if "=" in line)
+    urls = {
+        name: env.get(f"FORGE_{name.upper()}_URL")
+        for name in ("dataset", "scheduler", "training", "registry", "delivery")
+    }
+    missing = [name for name, url in urls.items() if not url]
+    if missing:
+        raise DemoError(f"services not running: {', '.join(missing)} (see `forge status`)")
+    with console.status("Building the sample data and a tiny base model with the training runtime..."):
+        inputs = await asyncio.to_thread(build_inputs, stack.home / "demo")
+    clients = {name: httpx.AsyncClient(base_url=str(url), timeout=120) for name, url in urls.items()}
+    try:
+        with console.status("Publishing the dataset version, creating the model and scheduler projects..."):
+            setup = await set_up(clients, settings, inputs)
+        console.print(
+            f"  dataset version {setup.dataset_version_id} published; base model at {setup.base_model_uri}"
+        )
+        body = chain_body(setup, {"perplexity": {"max": max_perplexity}}, max_steps=max_steps)
+        started = await start_chain(clients["training"], setup, body)
+        console.print(
+            f"chain {started['chain_id']} started; watch it in the Temporal UI:\n  {started['temporal_ui']}"
+        )
+
+        def show(view: dict[str, Any]) -> None:
+            status = view["status"] or {}
+            extra = {
+                k: status[k] for k in ("training_job_id", "metrics", "model_version_id") if status.get(k)
+            }
+            console.print(
+                f"  stage: [bold]{status.get('stage')}[/] {extra if extra else ''}", highlight=False
+            )
+            if status.get("stage") == "awaiting_approval":
+                console.print(
+                    f"  [yellow]the evaluation failed the gate ({status.get('failed_checks')}); approve "
+                    f"with POST /chains/{started['chain_id']}/approve-release[/]"
+                )
+
+        done = await follow_chain(clients["training"], setup.tenant, started["chain_id"], on_stage=show)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    status = done["status"]
+    console.print(f"[green]delivered[/] model version {status['model_version_id']}: {status['bundle_uri']}")
+    console.print(f"  metrics: {status['metrics']}")
+    console.print(f"  Temporal UI: {done['temporal_ui']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""`/chains`: run the whole model chain (train -> evaluate -> gate -> register -> deliver) as one workflow,
+follow its stage, and approve the release of a version whose evaluation failed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Request, status
+from forge_contracts.activities import chain
+from forge_contracts.activities.delivery import ModelCardInfo
+from forge_contracts.activities.registry import Thresholds
+from forge_contracts.envelope import uuid7
+from forge_contracts.events.base import TenantId
+from forge_kit.errors import Conflict, NotFound
+from forge_kit.runtime import Runtime
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+Tenant = Annotated[TenantId, Header(alias="x-forge-tenant")]
+User = Annotated[str | None, Header(alias="x-forge-user", max_length=256)]
+router = APIRouter(prefix="/chains", tags=["chains"])
+
+
+class StartChain(BaseModel):
+    """`POST /chains`: what to train from, where it goes, and the gate it must pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str
+    dataset_version_id: str
+    base_model_uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*/$")
+    base_model_id: str | None = None
+    model_project_id: str
+    scheduler_project_id: str
+    cpu_millis: int = Field(default=1000, ge=1)
+    memory_bytes: int = Field(default=2 * 1024**3, ge=1)
+    training: chain.ChainTraining = Field(default_factory=chain.ChainTraining)
+    gate: Thresholds = Field(min_length=1, description='e.g. {"perplexity": {"max": 100}}')
+    eval_max_records: int | None = Field(default=None, ge=1)
+    eval_max_new_tokens: int = Field(default=16, ge=1, le=4096)
+    model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    card: ModelCardInfo
+    approval_timeout_s: float = Field(default=24 * 3600.0, gt=0)
+
+
+class ChainView(BaseModel):
+    chain_id: str
+    workflow_id: str
+    workflow_status: str
+    temporal_ui: str
+    status: chain.ChainStatus | None
+
+
+def _view(
+    svc: Runtime, chain_id: str, workflow_id: str, state: str, status_: chain.ChainStatus | None
+) -> ChainView:
+    ui = (
+        f"{svc.settings.temporal_ui_url}/namespaces/{svc.settings.temporal_namespace}/workflows/"
+        f"{quote(workflow_id, safe='')}"
+    )
+    return ChainView(
+        chain_id=chain_id, workflow_id=workflow_id, workflow_status=state, temporal_ui=ui, status=status_
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def start_chain(
+    body: StartChain, tenant: Tenant, user: User, svc: Runtime, request: Request
+) -> ChainView:
+    assert svc.temporal is not None
+    chain_id = uuid7()
+    workflow_id = chain.workflow_id(tenant, chain_id)
+    chain_request = chain.ChainRequest(chain_id=chain_id, tenant_id=tenant, actor=user, **body.model_dump())
+    await svc.temporal.start_workflow(
+        chain.WORKFLOW, chain_request, id=workflow_id, task_queue=svc.task_queue
+    )
+    return _view(svc, chain_id, workflow_id, "RUNNING", chain.ChainStatus(stage="resolving_dataset"))
+
+
+@router.get("/{chain_id}")
+async def get_chain(chain_id: str, tenant: Tenant, svc: Runtime) -> ChainView:
+    assert svc.temporal is not None
+    workflow_id = chain.workflow_id(tenant, chain_id)  # another tenant's chain has another id: 404
+    handle = svc.temporal.get_workflow_handle(workflow_id)
+    try:
+        described = await handle.describe()
+        current = await handle.query(chain.STAGE, result_type=chain.ChainStatus)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound(f"chain {chain_id!r} does not exist") from error
+        raise
+    state = described.status.name if described.status else "UNKNOWN"
+    return _view(svc, chain_id, workflow_id, state, current)
+
+
+@router.post("/{chain_id}/approve-release", status_code=status.HTTP_202_ACCEPTED)
+async def approve_release(chain_id: str, body: chain.Approval, tenant: Tenant, svc: Runtime) -> ChainView:
+    view = await get_chain(chain_id, tenant, svc)
+    if view.workflow_status != WorkflowExecutionStatus.RUNNING.name or view.status is None:
+        raise Conflict(f"chain {chain_id!r} is {view.workflow_status.lower()}; nothing to approve")
+    if view.status.stage != "awaiting_approval":
+        raise Conflict(f"chain {chain_id!r} is at stage {view.status.stage!r}, not awaiting approval")
+    assert svc.temporal is not None
+    await svc.temporal.get_workflow_handle(view.workflow_id).signal(chain.APPROVE_RELEASE, body)
+    return view

@@ -1,0 +1,219 @@
+"""The whole chain on the real stack: dataset -> scheduler -> training -> evaluation -> registry gate ->
+delivery, each service running with its own database and its worker on its real task queue, set up by
+the same steps as `forge demo`, and an inference-platform consumer written only from docs/events.md that
+downloads the delivered bundle, checks every checksum and generates text with stock transformers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from forge_cli.demo import DemoInputs, DemoSetup, build_inputs, chain_body, set_up
+from forge_dataset.app import create_app as dataset_app
+from forge_delivery.app import create_app as delivery_app
+from forge_kit.objects import s3_client
+from forge_kit.stack_env import StackSettings
+from forge_registry.app import create_app as registry_app
+from forge_scheduler.app import create_app as scheduler_app
+from forge_training.app import create_app as training_app
+
+from tests.harness import service_settings, serving
+from tests.waiting import eventually
+
+TENANT = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
+SERVICES = ("dataset", "scheduler", "training", "registry", "delivery")
+
+
+@dataclass
+class Platform:
+    http: dict[str, httpx.AsyncClient]
+    setup: DemoSetup
+
+
+async def _databases(stack_settings: StackSettings, names: tuple[str, ...]) -> dict[str, str]:
+    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
+    try:
+        created = {}
+        for name in names:
+            database = f"chain_{name}_{uuid.uuid4().hex[:8]}"
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            created[name] = stack_settings.pg_admin_dsn(database)
+        return created
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> DemoInputs:
+    """The demo's inputs, built by the training runtime's CLI exactly as `forge demo` builds them."""
+    return build_inputs(tmp_path_factory.mktemp("chain-inputs"))
+
+
+@pytest.fixture
+async def platform(
+    stack_settings: StackSettings, s3_bucket: str, inputs: DemoInputs, tmp_path: Path
+) -> AsyncIterator[Platform]:
+    """The five services, each on a fresh database, with their workers on the real task queues, and the
+    demo's entities created through their APIs."""
+    databases = await _databases(stack_settings, SERVICES)
+    settings = {
+        name: service_settings(stack_settings, databases[name], name).model_copy(update={"task_queue": None})
+        for name in SERVICES
+    }
+    apps = {
+        "dataset": dataset_app(settings["dataset"]),
+        "scheduler": scheduler_app(settings["scheduler"], jobs_dir=tmp_path / "jobs"),
+        "training": training_app(settings["training"]),
+        "registry": registry_app(settings["registry"]),
+        "delivery": delivery_app(settings["delivery"]),
+    }
+    async with AsyncExitStack() as running:
+        http = {name: await running.enter_async_context(serving(app)) for name, app in apps.items()}
+        setup = await set_up(http, stack_settings, inputs, tenant=TENANT["x-forge-tenant"], bucket=s3_bucket)
+        yield Platform(http, setup)
+
+
+async def _stage(platform: Platform, chain_id: str) -> dict[str, Any]:
+    response = await platform.http["training"].get(f"/chains/{chain_id}", headers=TENANT)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    if body["workflow_status"] in ("FAILED", "TERMINATED", "TIMED_OUT"):
+        raise AssertionError(
+            f"chain ended {body['workflow_status']}: {body['status']}"
+        )  # fail fast, with why
+    return body
+
+
+async def _reach(platform: Platform, chain_id: str, stage: str) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        body = await _stage(platform, chain_id)
+        return body if body["status"]["stage"] == stage else None
+
+    found = await eventually(reached, timeout_s=600, interval_s=1.0, what=f"chain stage {stage}")
+    assert found is not None
+    return found
+
+
+async def _delivered_event(bootstrap: str, model_version_id: str) -> dict[str, Any]:
+    """What an inference platform does, from docs/events.md alone: read forge.delivery.events, keep
+    `forge.delivery.model.delivered.v1` (the `ce_type` header), parse the JSON value."""
+    consumer = AIOKafkaConsumer(
+        "forge.delivery.events",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"inference-{uuid.uuid4().hex[:8]}",
+    )
+    await consumer.start()
+    try:
+
+        async def find() -> dict[str, Any] | None:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    headers = {name: value.decode() for name, value in record.headers}
+                    if headers.get("ce_type") != "forge.delivery.model.delivered.v1":
+                        continue
+                    data: dict[str, Any] = json.loads(record.value)
+                    if data["model_version_id"] == model_version_id:
+                        return data
+            return None
+
+        found = await eventually(find, timeout_s=60, interval_s=0.1, what="the delivered event")
+        assert found is not None
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transformers_loads(
+    platform: Platform, stack_settings: StackSettings, tmp_path: Path
+) -> None:
+    started = await platform.http["training"].post(
+        "/chains", json=chain_body(platform.setup, {"perplexity": {"max": 1e9}}), headers=TENANT
+    )
+    assert started.status_code == 201, started.text
+    chain_id = started.json()["chain_id"]
+    assert "/workflows/model-chain" in started.json()["temporal_ui"]
+
+    done = await _reach(platform, chain_id, "delivered")
+    status = done["status"]
+    assert status["gate_passed"] is True
+    assert status["metrics"]["perplexity"] > 0
+
+    event = await _delivered_event(stack_settings.kafka_bootstrap, status["model_version_id"])
+    bucket, _, prefix = event["bundle_uri"].removeprefix("s3://").partition("/")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    async with s3_client(stack_settings) as s3:
+        for item in event["files"]:
+            target = bundle / item["path"]
+            await s3.download_file(bucket, prefix + item["path"], str(target))
+            assert target.stat().st_size == item["size_bytes"], item["path"]
+            assert hashlib.sha256(target.read_bytes()).hexdigest() == item["sha256"], item["path"]
+    names = {item["path"] for item in event["files"]}
+    assert {"model.safetensors", "config.json", "README.md", "inference_config.yaml"} <= names
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(bundle)
+    model = AutoModelForCausalLM.from_pretrained(bundle)
+    inputs = tokenizer("What is the capital of France?", return_tensors="pt")
+    generated = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert generated.shape[1] > inputs["input_ids"].shape[1]
+
+    version = await platform.http["registry"].get(
+        f"/model-projects/{platform.setup.model_project_id}/versions/{status['model_version_id']}",
+        headers=TENANT,
+    )
+    assert version.json()["state"] == "delivered"
+
+
+async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_override(
+    platform: Platform, stack_settings: StackSettings
+) -> None:
+    strict = {"perplexity": {"max": 1.0}}  # no model of ours gets there
+    started = await platform.http["training"].post(
+        "/chains", json=chain_body(platform.setup, strict), headers=TENANT
+    )
+    assert started.status_code == 201, started.text
+    chain_id = started.json()["chain_id"]
+
+    waiting = await _reach(platform, chain_id, "awaiting_approval")
+    version_id = waiting["status"]["model_version_id"]
+    assert waiting["status"]["gate_passed"] is False
+    versions = platform.http["registry"]
+    path = f"/model-projects/{platform.setup.model_project_id}/versions/{version_id}"
+    assert (await versions.get(path, headers=TENANT)).json()["state"] == "evaluation_failed"
+    orders = await platform.http["delivery"].get(
+        f"/delivery-orders?model_version_id={version_id}", headers=TENANT
+    )
+    assert orders.json() == [] or orders.json().get("items", []) == []  # nothing delivered
+
+    no_reason = await platform.http["training"].post(
+        f"/chains/{chain_id}/approve-release", json={"approved_by": "carol"}, headers=TENANT
+    )
+    assert no_reason.status_code == 422
+    approved = await platform.http["training"].post(
+        f"/chains/{chain_id}/approve-release",
+        json={"approved_by": "carol", "reason": "known-good on the manual review set"},
+        headers=TENANT,
+    )
+    assert approved.status_code == 202, approved.text
+
+    done = await _reach(platform, chain_id, "delivered")
+    assert done["status"]["approved_by"] == "carol"
+    audit = (await versions.get(f"{path}/audit", headers=TENANT)).json()
+    assert any(
+        entry.get("approved_by") == "carol" and "manual review" in entry.get("reason", "")
+        for entry in (audit if isinstance(audit, list) else audit.get("items", []))
+    ), audit
