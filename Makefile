@@ -2,7 +2,7 @@
 export PATH := $(HOME)/.local/bin:/usr/local/go/bin:$(PATH)
 UV := uv run --frozen
 
-.PHONY: bootstrap up down status test lint bench schemas
+.PHONY: bootstrap up demo down status test lint bench schemas
 
 bootstrap:  ## install what is missing (system packages, uv, workspace, Kafka jars, MinIO)
 	@bash infra/local/bootstrap.sh
@@ -10,11 +10,14 @@ bootstrap:  ## install what is missing (system packages, uv, workspace, Kafka ja
 up: bootstrap  ## bring the platform up
 	$(UV) forge up
 
+demo: bootstrap  ## bring the platform up and take a real model from raw data to a delivered bundle
+	$(UV) forge demo
+
 down:  ## stop everything; no process left behind
 	$(UV) forge down
 
-status:  ## health of each server, with the log tail of a crashed one
-	$(UV) forge stack status
+status:  ## health of each server and service, with the log tail of a crashed one
+	$(UV) forge status
 
 test: bootstrap  ## the whole test suite against the real stack (started if not running)
 	$(UV) pytest

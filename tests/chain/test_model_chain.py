@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from forge_cli.demo import DemoInputs, DemoSetup, build_inputs, chain_body, set_up
+from forge_cli.demo import DemoInputs, DemoSetup, build_inputs, chain_body, follow_chain, set_up, start_chain
 from forge_dataset.app import create_app as dataset_app
 from forge_delivery.app import create_app as delivery_app
 from forge_kit.objects import s3_client
@@ -138,17 +138,23 @@ async def _delivered_event(bootstrap: str, model_version_id: str) -> dict[str, A
 async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transformers_loads(
     platform: Platform, stack_settings: StackSettings, tmp_path: Path
 ) -> None:
-    started = await platform.http["training"].post(
-        "/chains", json=chain_body(platform.setup, {"perplexity": {"max": 1e9}}), headers=TENANT
+    stages: list[str] = []
+    started = await start_chain(
+        platform.http["training"], platform.setup, chain_body(platform.setup, {"perplexity": {"max": 1e9}})
     )
-    assert started.status_code == 201, started.text
-    chain_id = started.json()["chain_id"]
-    assert "/workflows/model-chain" in started.json()["temporal_ui"]
+    assert "/workflows/model-chain" in started["temporal_ui"]
 
-    done = await _reach(platform, chain_id, "delivered")
+    done = await follow_chain(
+        platform.http["training"],
+        platform.setup.tenant,
+        started["chain_id"],
+        timeout_s=600,
+        on_stage=lambda view: stages.append(view["status"]["stage"]),
+    )
     status = done["status"]
     assert status["gate_passed"] is True
     assert status["metrics"]["perplexity"] > 0
+    assert {"training", "evaluating", "gating", "delivering", "delivered"} <= set(stages)
 
     event = await _delivered_event(stack_settings.kafka_bootstrap, status["model_version_id"])
     bucket, _, prefix = event["bundle_uri"].removeprefix("s3://").partition("/")

@@ -215,11 +215,10 @@ def chain_body(setup: DemoSetup, gate: dict[str, Any], *, max_steps: int = 20) -
     }
 
 
-async def start_chain(training: httpx.AsyncClient, setup: DemoSetup, gate: dict[str, Any]) -> dict[str, Any]:
+async def start_chain(training: httpx.AsyncClient, setup: DemoSetup, body: dict[str, Any]) -> dict[str, Any]:
+    """Start the chain with `body` (see `chain_body`); returns its view, with the Temporal UI link."""
     headers = {"x-forge-tenant": setup.tenant, "x-forge-user": "demo"}
-    return _ok(
-        await training.post("/chains", json=chain_body(setup, gate), headers=headers), "starting the chain"
-    )
+    return _ok(await training.post("/chains", json=body, headers=headers), "starting the chain")
 
 
 async def follow_chain(
