@@ -45,7 +45,7 @@ async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
         "FORGE_TRAINING_PORT": str(_free_port()),
     }.items():
         monkeypatch.setenv(name, value)
-    worker = ServiceProcess(stack, "training")
+    worker = ServiceProcess(stack, "training", instance=f"training-worker-loss-{uuid.uuid4().hex[:6]}")
     worker.prepare()
     worker.launch()
     try:
@@ -69,6 +69,7 @@ async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
             assert pid is not None
             os.killpg(pid, signal.SIGKILL)  # the worker and the runtime it started die mid-run
             await eventually(lambda: _dead(pid, worker.process_marker), timeout_s=10, what="the worker gone")
+            await eventually(lambda: _port_free(worker.port), timeout_s=30, what="the worker's port free")
 
             worker.launch()
             await eventually(

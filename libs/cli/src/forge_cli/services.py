@@ -40,8 +40,11 @@ class ServiceProcess(DetachedServer):
 
     start_timeout_s = 60.0
 
-    def __init__(self, stack: Stack, service: str) -> None:
-        self.name = service
+    def __init__(self, stack: Stack, service: str, *, instance: str | None = None) -> None:
+        # `instance` names the pid and log files: a second process of the same service (a test's, say)
+        # must not take over the pid file of the one `forge up` started.
+        self.service = service
+        self.name = instance or service
         self.process_marker = f"forge_{service}.app"
         super().__init__(stack)
         self.port = service_port(service)
@@ -58,13 +61,13 @@ class ServiceProcess(DetachedServer):
         # would lie.
         if port_open(self.port):
             raise StackError(
-                f"port {self.port} for service {self.name} is already in use by another process; stop it "
-                f"or move this service with FORGE_{self.name.upper()}_PORT"
+                f"port {self.port} for service {self.service} is already in use by another process; stop it "
+                f"or move this service with FORGE_{self.service.upper()}_PORT"
             )
         super().launch()
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-c", f"from forge_{self.name}.app import main; main()"]
+        return [sys.executable, "-c", f"from forge_{self.service}.app import main; main()"]
 
     def env(self) -> dict[str, str]:
         return {
