@@ -138,7 +138,7 @@ async def _delivered_event(bootstrap: str, model_version_id: str) -> dict[str, A
 async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transformers_loads(
     platform: Platform, stack_settings: StackSettings, tmp_path: Path
 ) -> None:
-    stages: list[str] = []
+    seen: list[str] = []
     started = await start_chain(
         platform.http["training"], platform.setup, chain_body(platform.setup, {"perplexity": {"max": 1e9}})
     )
@@ -149,12 +149,26 @@ async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transfor
         platform.setup.tenant,
         started["chain_id"],
         timeout_s=600,
-        on_stage=lambda view: stages.append(view["status"]["stage"]),
+        on_stage=lambda view: seen.append(view["status"]["stage"]),
     )
     status = done["status"]
     assert status["gate_passed"] is True
     assert status["metrics"]["perplexity"] > 0
-    assert {"training", "evaluating", "gating", "delivering", "delivered"} <= set(stages)
+    # The timeline holds every stage, also those too short for a poll to catch (gating takes milliseconds).
+    timeline = [mark["stage"] for mark in status["stages"]]
+    assert timeline == [
+        "resolving_dataset",
+        "allocating",
+        "training",
+        "evaluating",
+        "registering",
+        "gating",
+        "releasing",
+        "delivering",
+        "delivered",
+    ]
+    assert [mark["at"] for mark in status["stages"]] == sorted(mark["at"] for mark in status["stages"])
+    assert {"training", "delivered"} <= set(seen)  # the poller saw the long stages come and go
 
     event = await _delivered_event(stack_settings.kafka_bootstrap, status["model_version_id"])
     bucket, _, prefix = event["bundle_uri"].removeprefix("s3://").partition("/")
@@ -182,6 +196,8 @@ async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transfor
         headers=TENANT,
     )
     assert version.json()["state"] == "delivered"
+    assert version.json()["base_model_id"] == platform.setup.base_model_id  # lineage: the registered base
+    assert [d["id"] for d in version.json()["dataset_versions"]] == [platform.setup.dataset_version_id]
 
 
 async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_override(

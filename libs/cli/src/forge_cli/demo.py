@@ -45,6 +45,7 @@ class DemoInputs:
     validation: Path
     test: Path
     base_model: Path
+    base_model_info: dict[str, Any]
 
 
 @dataclass
@@ -53,6 +54,7 @@ class DemoSetup:
 
     tenant: str
     base_model_uri: str
+    base_model_id: str
     dataset_id: str
     dataset_version_id: str
     model_project_id: str
@@ -84,14 +86,20 @@ def build_inputs(work_dir: Path) -> DemoInputs:
     """The sample data split three ways and a tiny base model trained on it (cached in `work_dir`)."""
     splits = runtime_cli("sample-data", {"out_dir": str(work_dir / "data")}, work_dir)
     base = work_dir / "base"
-    if not (base / "config.json").exists():
-        runtime_cli(
+    info_file = work_dir / "base-model.json"  # what build-base reported (architecture, parameter count)
+    if not (base / "config.json").exists() or not info_file.exists():
+        built = runtime_cli(
             "build-base",
             {"corpus_files": [splits["train_file"]], "out_dir": str(base), **TINY_BASE},
             work_dir,
         )
+        info_file.write_text(json.dumps(built))
     return DemoInputs(
-        Path(splits["train_file"]), Path(splits["validation_file"]), Path(splits["test_file"]), base
+        Path(splits["train_file"]),
+        Path(splits["validation_file"]),
+        Path(splits["test_file"]),
+        base,
+        json.loads(info_file.read_text()),
     )
 
 
@@ -169,6 +177,22 @@ async def set_up(
         ),
         "creating the model project",
     )
+    base_model = _ok(
+        await http["registry"].post(
+            "/base-models",
+            headers=headers,
+            json={
+                "name": f"tiny-llama-{suffix}",
+                "version": "1",
+                "uri": f"s3://{bucket}/{prefix}",
+                "architecture": str(inputs.base_model_info.get("architecture", "LlamaForCausalLM")),
+                "parameter_count": int(inputs.base_model_info["parameter_count"]),
+                "intended_use": "A tiny base model built here (no model hub), for the demo and tests.",
+                "licence": "apache-2.0",
+            },
+        ),
+        "registering the base model",
+    )
     scheduler_project = _ok(
         await http["scheduler"].post("/projects", json={"name": f"demo-{suffix}"}, headers=headers),
         "creating the scheduler project",
@@ -184,6 +208,7 @@ async def set_up(
     return DemoSetup(
         tenant,
         f"s3://{bucket}/{prefix}",
+        base_model["id"],
         dataset["id"],
         version["id"],
         project["id"],
@@ -197,6 +222,7 @@ def chain_body(setup: DemoSetup, gate: dict[str, Any], *, max_steps: int = 20) -
         "dataset_id": setup.dataset_id,
         "dataset_version_id": setup.dataset_version_id,
         "base_model_uri": setup.base_model_uri,
+        "base_model_id": setup.base_model_id,
         "model_project_id": setup.model_project_id,
         "scheduler_project_id": setup.scheduler_project_id,
         "training": {
