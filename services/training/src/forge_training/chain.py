@@ -47,10 +47,14 @@ class ModelChainWorkflow:
         self._approval = approval
 
     def _set(self, **changes: Any) -> None:
+        stage = changes.get("stage")
+        if stage is not None and (not self._status.stages or stage != self._status.stage):
+            changes["stages"] = [*self._status.stages, chain.StageMark(stage=stage, at=workflow.now())]
         self._status = self._status.model_copy(update=changes)
 
     @workflow.run
     async def run(self, request: chain.ChainRequest) -> chain.ChainStatus:
+        self._set(stage="resolving_dataset")
         try:
             return await self._run(request)
         except Exception as error:

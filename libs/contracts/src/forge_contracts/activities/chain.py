@@ -3,6 +3,7 @@ training service, calling each service's activities on its own task queue."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,10 +86,20 @@ class Approval(_Model):
     reason: str = Field(min_length=1, max_length=4000)
 
 
+class StageMark(_Model):
+    """When the chain entered a stage (workflow time, so replays give the same timeline)."""
+
+    stage: Stage
+    at: datetime
+
+
 class ChainStatus(_Model):
     """What the chain has done so far (the `stage` query, and the workflow's result)."""
 
     stage: Stage
+    stages: list[StageMark] = Field(
+        default_factory=list, description="Every stage entered so far, in order, with when it was entered."
+    )
     training_job_id: str | None = None
     allocation_id: str | None = None
     model_uri: str | None = None
