@@ -239,3 +239,51 @@ async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_overri
         entry.get("approved_by") == "carol" and "manual review" in entry.get("reason", "")
         for entry in (audit if isinstance(audit, list) else audit.get("items", []))
     ), audit
+
+
+async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allocation(
+    platform: Platform,
+) -> None:
+    training = platform.http["training"]
+    body = chain_body(platform.setup, {"perplexity": {"max": 1e9}}, max_steps=5000)  # outlasts the test
+    started = await training.post("/chains", json=body, headers=TENANT)
+    assert started.status_code == 201, started.text
+    chain_id = started.json()["chain_id"]
+
+    running = await _reach(platform, chain_id, "training")
+    job_id = running["status"]["training_job_id"]
+
+    async def stepping() -> bool:
+        job = (await training.get(f"/training-jobs/{job_id}", headers=TENANT)).json()
+        return job["state"] == "running" and job["progress"]["step"] > 0
+
+    await eventually(stepping, timeout_s=300, interval_s=0.5, what="the training run to take steps")
+    cancelled = await training.post(
+        f"/chains/{chain_id}/cancel", json={"reason": "wrong dataset"}, headers=TENANT
+    )
+    assert cancelled.status_code == 202, cancelled.text
+
+    async def unwound() -> dict[str, Any]:
+        view = await _stage(platform, chain_id)
+        job = (await training.get(f"/training-jobs/{job_id}", headers=TENANT)).json()
+        assert view["workflow_status"] == "CANCELED", (view, job["state"], job["progress"])
+        return view
+
+    view = await eventually(unwound, timeout_s=120, interval_s=0.5, what="the chain to be cancelled")
+    status = view["status"]
+    assert status["stage"] == "cancelled"
+    assert (status["cancelled_by"], status["cancel_reason"]) == ("alice", "wrong dataset")
+    assert [mark["stage"] for mark in status["stages"]][-2:] == ["training", "cancelled"]
+    job = (await training.get(f"/training-jobs/{job_id}", headers=TENANT)).json()
+    assert job["state"] == "cancelled"
+    assert job["progress"]["step"] < 5000
+    allocation = await platform.http["scheduler"].get(
+        f"/allocations/{status['allocation_id']}", headers=TENANT
+    )
+    assert allocation.json()["state"] in ("released", "cancelled"), allocation.text  # quota given back
+
+    again = await training.post(f"/chains/{chain_id}/cancel", headers=TENANT)
+    assert again.status_code == 409
+    assert "can no longer be cancelled" in again.json()["detail"]
+    unknown = await training.post("/chains/no-such-chain/cancel", headers=TENANT)
+    assert unknown.status_code == 404

@@ -70,10 +70,14 @@ class SchedulerActivities:
         try:
             found, _ = await service.request_allocation(self.s, request.tenant_id, request.actor, body)
             deadline = time.monotonic() + request.wait_for_admission_s
-            while found.state == "queued" and time.monotonic() < deadline:
-                activity.heartbeat(found.state)
-                await asyncio.sleep(POLL_S)  # polls its own database; admission happens in other requests
-                found = await service.allocation(self.s, request.tenant_id, found.id)
+            try:
+                while found.state == "queued" and time.monotonic() < deadline:
+                    activity.heartbeat(found.state)
+                    await asyncio.sleep(POLL_S)  # polls its own database; admission happens elsewhere
+                    found = await service.allocation(self.s, request.tenant_id, found.id)
+            except asyncio.CancelledError:  # nobody waits for it any more: leave the queue
+                await asyncio.shield(self._cancel(request.tenant_id, found.id))
+                raise
         except (ForgeError, IllegalTransition) as error:
             raise _non_retryable(error) from error
         return AllocationGrant(

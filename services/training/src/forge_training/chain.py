@@ -10,13 +10,12 @@ The `stage` query tells where the chain is and what it has produced (also visibl
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from forge_contracts.activities import chain, dataset, delivery, registry, scheduler, training
@@ -42,6 +41,10 @@ class ModelChainWorkflow:
     def stage(self) -> chain.ChainStatus:
         return self._status
 
+    @workflow.signal(name=chain.CANCEL_REQUESTED)
+    def cancel_requested(self, cancellation: chain.Cancellation) -> None:
+        self._set(cancelled_by=cancellation.cancelled_by, cancel_reason=cancellation.reason)
+
     @workflow.signal(name=chain.APPROVE_RELEASE)
     def approve_release(self, approval: chain.Approval) -> None:
         self._approval = approval
@@ -57,11 +60,14 @@ class ModelChainWorkflow:
         self._set(stage="resolving_dataset")
         try:
             return await self._run(request)
-        except Exception as error:
-            if isinstance(error, asyncio.CancelledError):
-                raise
-            cause = getattr(error, "cause", None) or error
-            self._set(stage="failed", error=str(cause)[:2000])
+        except BaseException as error:
+            # Cancelled (POST /chains/{id}/cancel or the Temporal UI): the training child is cancelled
+            # with it and the allocation given back on the way out; the workflow ends CANCELLED.
+            if is_cancelled_exception(error):
+                self._set(stage="cancelled")
+            elif isinstance(error, Exception):
+                cause = getattr(error, "cause", None) or error
+                self._set(stage="failed", error=str(cause)[:2000])
             raise
 
     async def _run(self, request: chain.ChainRequest) -> chain.ChainStatus:

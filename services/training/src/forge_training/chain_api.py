@@ -1,5 +1,5 @@
 """`/chains`: run the whole model chain (train -> evaluate -> gate -> register -> deliver) as one workflow,
-follow its stage, and approve the release of a version whose evaluation failed."""
+follow its stage, approve the release of a version whose evaluation failed, or cancel it."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ class StartChain(BaseModel):
     model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     card: ModelCardInfo
     approval_timeout_s: float = Field(default=24 * 3600.0, gt=0)
+
+
+class CancelChain(BaseModel):
+    """`POST /chains/{id}/cancel`: why (optional; recorded with the caller's X-Forge-User)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=4000)
 
 
 class ChainView(BaseModel):
@@ -104,4 +112,26 @@ async def approve_release(chain_id: str, body: chain.Approval, tenant: Tenant, s
         raise Conflict(f"chain {chain_id!r} is at stage {view.status.stage!r}, not awaiting approval")
     assert svc.temporal is not None
     await svc.temporal.get_workflow_handle(view.workflow_id).signal(chain.APPROVE_RELEASE, body)
+    return view
+
+
+@router.post("/{chain_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_chain(
+    chain_id: str, tenant: Tenant, user: User, svc: Runtime, body: CancelChain | None = None
+) -> ChainView:
+    """Cancel a running chain: the training run is stopped and its allocation given back; a registered
+    version stays as it is. The chain's status shows `cancelled` (with who and why) once it has unwound."""
+    view = await get_chain(chain_id, tenant, svc)
+    if view.workflow_status != WorkflowExecutionStatus.RUNNING.name:
+        raise Conflict(f"chain {chain_id!r} is {view.workflow_status.lower()}; it can no longer be cancelled")
+    assert svc.temporal is not None
+    handle = svc.temporal.get_workflow_handle(view.workflow_id)
+    reason = body.reason if body is not None else None
+    try:
+        await handle.signal(chain.CANCEL_REQUESTED, chain.Cancellation(cancelled_by=user, reason=reason))
+        await handle.cancel()
+    except RPCError as error:  # it ended between the read and the cancel
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise Conflict(f"chain {chain_id!r} has just ended; it can no longer be cancelled") from error
+        raise
     return view

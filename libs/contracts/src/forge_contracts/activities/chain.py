@@ -14,6 +14,8 @@ from forge_contracts.activities.registry import Thresholds
 WORKFLOW = "ModelChainWorkflow"
 APPROVE_RELEASE = "approve_release"
 """Signal: release a version whose evaluation failed (an audited override)."""
+CANCEL_REQUESTED = "cancel_requested"
+"""Signal: who asked to cancel the chain and why, sent just before the workflow is cancelled."""
 STAGE = "stage"
 """Query: the chain's current stage and what it has produced so far."""
 CREATE_CHAIN_JOB = "training.create_chain_job"
@@ -29,6 +31,7 @@ Stage = Literal[
     "releasing",
     "delivering",
     "delivered",
+    "cancelled",
     "blocked",
     "failed",
 ]
@@ -93,6 +96,13 @@ class StageMark(_Model):
     at: datetime
 
 
+class Cancellation(_Model):
+    """Who cancelled the chain and why (recorded in its status)."""
+
+    cancelled_by: str | None = Field(default=None, max_length=256)
+    reason: str | None = Field(default=None, max_length=4000)
+
+
 class ChainStatus(_Model):
     """What the chain has done so far (the `stage` query, and the workflow's result)."""
 
@@ -109,6 +119,8 @@ class ChainStatus(_Model):
     gate_passed: bool | None = None
     failed_checks: list[str] = Field(default_factory=list)
     approved_by: str | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
     delivery_order_id: str | None = None
     bundle_uri: str | None = None
     error: str | None = None
