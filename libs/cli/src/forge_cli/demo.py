@@ -255,8 +255,10 @@ async def follow_chain(
     *,
     timeout_s: float = 900,
     on_stage: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    on_poll: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
 ) -> dict[str, Any]:
-    """Poll the chain until it reaches `until`; raise DemoError if it fails or stops first."""
+    """Poll the chain until it reaches `until`; raise DemoError if it fails or stops first. `on_stage`
+    sees the view when the stage changes, `on_poll` on every poll."""
     headers = {"x-forge-tenant": tenant}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -269,6 +271,10 @@ async def follow_chain(
             if maybe is not None:
                 await maybe
         last = stage
+        if on_poll is not None:
+            maybe = on_poll(view)
+            if maybe is not None:
+                await maybe
         if stage == until:
             return view
         if view["workflow_status"] != "RUNNING" or stage in ("failed", "blocked"):

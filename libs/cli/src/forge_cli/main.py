@@ -10,6 +10,7 @@ import httpx
 import typer
 from forge_kit.stack_env import load_stack_settings
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from forge_cli import tools
@@ -204,28 +205,91 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
             f"chain {started['chain_id']} started; watch it in the Temporal UI:\n  {started['temporal_ui']}"
         )
 
-        def show(view: dict[str, Any]) -> None:
-            status = view["status"] or {}
-            extra = {
-                k: status[k] for k in ("training_job_id", "metrics", "model_version_id") if status.get(k)
-            }
-            console.print(
-                f"  stage: [bold]{status.get('stage')}[/] {extra if extra else ''}", highlight=False
+        watcher = _ChainWatcher(clients["training"], setup.tenant, started["chain_id"])
+        try:
+            done = await follow_chain(
+                clients["training"], setup.tenant, started["chain_id"], on_poll=watcher.update
             )
-            if status.get("stage") == "awaiting_approval":
-                console.print(
-                    f"  [yellow]the evaluation failed the gate ({status.get('failed_checks')}); approve "
-                    f"with POST /chains/{started['chain_id']}/approve-release[/]"
-                )
-
-        done = await follow_chain(clients["training"], setup.tenant, started["chain_id"], on_stage=show)
+        finally:
+            watcher.close()
     finally:
         for client in clients.values():
             await client.aclose()
     status = done["status"]
     console.print(f"[green]delivered[/] model version {status['model_version_id']}: {status['bundle_uri']}")
-    console.print(f"  metrics: {status['metrics']}")
+    console.print(f"  metrics: {_metrics(status['metrics'])}", highlight=False)
     console.print(f"  Temporal UI: {done['temporal_ui']}")
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+
+
+class _ChainWatcher:
+    """One line per stage the chain enters, and a progress bar (step, loss, ETA from the training
+    service) while it trains."""
+
+    def __init__(self, training: httpx.AsyncClient, tenant: str, chain_id: str) -> None:
+        self.training, self.headers, self.chain_id = training, {"x-forge-tenant": tenant}, chain_id
+        self.shown = 0  # stages of the timeline already printed
+        self.progress = Progress(
+            TextColumn("  training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+        )
+        self.bar: TaskID | None = None
+
+    async def update(self, view: dict[str, Any]) -> None:
+        status = view["status"] or {}
+        job_id = status.get("training_job_id")
+        if self.bar is not None and status.get("stage") != "training" and job_id:
+            await self._training(job_id)  # the bar ends where the run ended, then makes way
+            self.close()
+        marks = status.get("stages") or [{"stage": status.get("stage")}]
+        for mark in marks[self.shown :]:
+            self._stage_entered(mark["stage"], status)
+        self.shown = len(marks)
+        if status.get("stage") == "training" and job_id:
+            await self._training(job_id)
+
+    def _stage_entered(self, stage: str, status: dict[str, Any]) -> None:
+        detail = {
+            "training": f"job {status.get('training_job_id')} on allocation {status.get('allocation_id')}",
+            "registering": _metrics(status.get("metrics") or {}),
+            "gating": f"model version {status.get('model_version_id')}",
+            "awaiting_approval": (
+                f"[yellow]the evaluation failed the gate ({', '.join(status.get('failed_checks') or [])}); "
+                f"approve with POST /chains/{self.chain_id}/approve-release[/]"
+            ),
+        }.get(stage, "")
+        console.print(f"  stage: [bold]{stage}[/] {detail}", highlight=False)
+
+    async def _training(self, job_id: str) -> None:
+        response = await self.training.get(f"/training-jobs/{job_id}", headers=self.headers)
+        if response.status_code != 200:
+            return  # the next poll tries again; the chain's own status says if it failed
+        job = response.json()
+        progress, metrics = job.get("progress") or {}, job.get("latest_metrics") or {}
+        loss = metrics.get("train_loss")
+        parts = [f"loss {loss:.3f}"] if isinstance(loss, int | float) else []
+        if progress.get("eta_s") is not None:
+            parts.append(f"ETA {progress['eta_s']:.0f}s")
+        if self.bar is None:
+            self.progress.start()
+            self.bar = self.progress.add_task("training", total=progress.get("total_steps") or None, info="")
+        self.progress.update(
+            self.bar,
+            completed=progress.get("step") or 0,
+            total=progress.get("total_steps") or None,
+            info="  ".join(parts),
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.progress.stop()
+            self.bar = None
 
 
 if __name__ == "__main__":
