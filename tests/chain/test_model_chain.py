@@ -199,6 +199,14 @@ async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transfor
     assert version.json()["base_model_id"] == platform.setup.base_model_id  # lineage: the registered base
     assert [d["id"] for d in version.json()["dataset_versions"]] == [platform.setup.dataset_version_id]
 
+    # The run held a scheduler allocation while it trained, and gave it back.
+    job_id, allocation_id = status["training_job_id"], status["allocation_id"]
+    job = await platform.http["training"].get(f"/training-jobs/{job_id}", headers=TENANT)
+    assert job.json()["allocation_id"] == allocation_id
+    allocation = await platform.http["scheduler"].get(f"/allocations/{allocation_id}", headers=TENANT)
+    assert allocation.json()["state"] == "released", allocation.text
+    assert allocation.json()["workload_id"] == status["training_job_id"]
+
 
 async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_override(
     platform: Platform, stack_settings: StackSettings
@@ -280,7 +288,7 @@ async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allo
     allocation = await platform.http["scheduler"].get(
         f"/allocations/{status['allocation_id']}", headers=TENANT
     )
-    assert allocation.json()["state"] in ("released", "cancelled"), allocation.text  # quota given back
+    assert allocation.json()["state"] == "released", allocation.text  # it ran, and was given back
 
     again = await training.post(f"/chains/{chain_id}/cancel", headers=TENANT)
     assert again.status_code == 409

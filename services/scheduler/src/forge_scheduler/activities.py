@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from forge_contracts.activities.scheduler import (
+    ATTACH_WORKLOAD,
     RELEASE_ALLOCATION,
     REQUEST_ALLOCATION,
     RUN_ON_ALLOCATION,
     AllocationGrant,
     AllocationRequest,
+    AttachWorkload,
     ReleaseRequest,
     ReleaseResult,
     RunProgress,
@@ -52,7 +54,12 @@ class SchedulerActivities:
         self.s = scheduler
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.request_allocation, self.run_on_allocation, self.release_allocation]
+        return [
+            self.request_allocation,
+            self.run_on_allocation,
+            self.attach_workload,
+            self.release_allocation,
+        ]
 
     @activity.defn(name=REQUEST_ALLOCATION)
     async def request_allocation(self, request: AllocationRequest) -> AllocationGrant:
@@ -85,6 +92,7 @@ class SchedulerActivities:
             state=found.state,
             admitted=found.state in service.HOLDING,
             rejection_reason=found.reason if found.state == "rejected" else None,
+            queue=found.queue,
         )
 
     @activity.defn(name=RUN_ON_ALLOCATION)
@@ -128,6 +136,22 @@ class SchedulerActivities:
             await service.cancel_allocation(self.s, tenant, allocation_id, "the activity was cancelled", None)
         except IllegalTransition:
             pass  # it ended by itself meanwhile
+
+    @activity.defn(name=ATTACH_WORKLOAD)
+    async def attach_workload(self, request: AttachWorkload) -> AllocationGrant:
+        """Mark an admitted allocation running for a workload its owner runs itself."""
+        try:
+            found = await service.attach_workload(
+                self.s, request.tenant_id, request.allocation_id, request.runner, request.nodes
+            )
+        except (ForgeError, IllegalTransition) as error:
+            raise _non_retryable(error) from error
+        return AllocationGrant(
+            allocation_id=found.id,
+            state=found.state,
+            admitted=found.state in service.HOLDING,
+            queue=found.queue,
+        )
 
     @activity.defn(name=RELEASE_ALLOCATION)
     async def release_allocation(self, request: ReleaseRequest) -> ReleaseResult:

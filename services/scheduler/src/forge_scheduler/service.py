@@ -389,6 +389,31 @@ async def run_allocation(
     return target
 
 
+async def attach_workload(
+    s: Scheduler, tenant: str, allocation_id: str, runner: str, nodes: Sequence[str]
+) -> Allocation:
+    """admitted -> running for a workload its owner runs itself (no command of ours): from now on its
+    usage counts until it is released. An allocation already running is returned unchanged."""
+    async with s.db.transaction() as session:
+        target = await _allocation(session, tenant, allocation_id, lock=True)
+        if target.state == "running":
+            return target
+        MACHINE.transition(target.state, "start")  # 409 unless admitted
+        now = s.clock()
+        target.backend, target.backend_ref, target.started_at = "local", runner, now
+        await _move(
+            session,
+            target,
+            "start",
+            AllocationStarted,
+            now,
+            backend="local",
+            backend_ref=runner,
+            nodes=list(nodes),
+        )
+    return target
+
+
 async def _start_job(s: Scheduler, target: Allocation, spec: CommandSpec) -> JobHandle:
     if spec.working_dir is not None and not Path(spec.working_dir).is_absolute():
         raise BadRequest(f"working_dir must be an absolute path, not {spec.working_dir!r}")
@@ -555,6 +580,7 @@ __all__ = [
     "allocation",
     "allocation_logs",
     "allocations",
+    "attach_workload",
     "cancel_allocation",
     "create_project",
     "project",

@@ -35,6 +35,7 @@ from forge_contracts.activities.training import (
     FailJob,
     JobRef,
     JobStatus,
+    QueueJob,
     TrainingOutcome,
     TrainingProgress,
 )
@@ -144,9 +145,11 @@ class TrainingActivities:
         return [self.queue_job, self.run_training, self.fail_job, self.cancel_job]
 
     @activity.defn(name=QUEUE_JOB)
-    async def queue_job(self, ref: JobRef) -> JobStatus:
-        """pending -> queued (idempotent)."""
-        job = await service.enqueue(self.deps.db, ref.tenant_id, ref.job_id)
+    async def queue_job(self, ref: QueueJob) -> JobStatus:
+        """pending -> queued on its allocation (idempotent)."""
+        job = await service.enqueue(
+            self.deps.db, ref.tenant_id, ref.job_id, allocation_id=ref.allocation_id, queue=ref.queue
+        )
         return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
 
     @activity.defn(name=FAIL_JOB)

@@ -73,6 +73,8 @@ def view(job: TrainingJob) -> TrainingJobView:
         exit_code=job.exit_code,
         attempt=job.attempt,
         resumed_from_step=job.resumed_from_step,
+        scheduler_project_id=job.scheduler_project_id,
+        allocation_id=job.allocation_id,
         base_model_uri=job.base_model_uri,
         dataset_version_id=job.dataset_version_id,
         hyperparameters=job.hyperparameters,

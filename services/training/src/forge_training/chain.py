@@ -254,7 +254,9 @@ class ModelChainWorkflow:
         try:
             outcome = await workflow.execute_child_workflow(
                 training.WORKFLOW,
-                training.TrainingJobInput(tenant_id=request.tenant_id, job_id=job.job_id),
+                training.TrainingJobInput(
+                    tenant_id=request.tenant_id, job_id=job.job_id, allocation_id=allocation_id
+                ),
                 id=training.workflow_id(job.job_id),
                 result_type=training.TrainingOutcome,
             )

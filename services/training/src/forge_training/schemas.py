@@ -88,6 +88,11 @@ class CreateTrainingJob(_Body):
         default_factory=lambda: ResourceRequest(cpu_cores=2, memory_bytes=4 * 1024**3)
     )
     priority: int = Field(default=0, ge=0, le=1000)
+    scheduler_project_id: Id | None = Field(
+        default=None,
+        description="The scheduler project whose quota the run uses: the job waits `queued` until the "
+        "scheduler admits its allocation. Without it the job runs unscheduled on the training worker.",
+    )
 
     @model_validator(mode="after")
     def _eval_needs_validation_data(self) -> CreateTrainingJob:
@@ -131,6 +136,8 @@ class TrainingJobView(BaseModel):
     exit_code: int | None
     attempt: int
     resumed_from_step: int | None
+    scheduler_project_id: str | None
+    allocation_id: str | None = Field(description="The scheduler's allocation the run holds or held.")
     base_model_uri: str
     dataset_version_id: str
     hyperparameters: dict[str, Any]

@@ -3,15 +3,18 @@ change through the job's state machine with exactly one event in the outbox; and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.activities.training import (
     EVALUATION_WORKFLOW,
     WORKFLOW,
     EvaluationRequest,
+    JobScheduling,
     TrainingJobInput,
     evaluation_workflow_id,
     workflow_id,
@@ -109,6 +112,7 @@ async def create_job(db: Database, tenant: str, user: str | None, body: CreateTr
         lora=body.lora.model_dump(),
         resources=body.resources.model_dump(),
         allocation_request_id=uuid7(),
+        scheduler_project_id=body.scheduler_project_id,
         queue=LOCAL_QUEUE,
         sequence=1,
     )
@@ -147,6 +151,7 @@ async def submit_job(deps: Deps, tenant: str, user: str | None, body: CreateTrai
                 job_id=job.id,
                 heartbeat_timeout_s=settings.heartbeat_timeout_s,
                 run_attempts=settings.run_attempts,
+                scheduling=scheduling_of(job),
             ),
             id=workflow_id(job.id),
             task_queue=deps.runtime.task_queue,
@@ -180,21 +185,49 @@ async def request_cancel(
     return job
 
 
-async def enqueue(db: Database, tenant: str, job_id: str) -> TrainingJob:
-    """pending -> queued; a job already past pending is returned unchanged (activity retries)."""
+def scheduling_of(job: TrainingJob) -> JobScheduling | None:
+    """What the job asks the scheduler for; None for a job without a scheduler project."""
+    if job.scheduler_project_id is None:
+        return None
+    resources = ResourceRequest.model_validate(job.resources)
+    accelerators = {resources.accelerator: resources.accelerator_count} if resources.accelerator else {}
+    return JobScheduling(
+        project_id=job.scheduler_project_id,
+        per_worker=WorkerResources(
+            cpu_millis=max(1, math.ceil(resources.cpu_cores * 1000)),
+            memory_bytes=resources.memory_bytes,
+            accelerators=accelerators,
+        ),
+        gang_size=resources.replicas,
+        priority=job.priority,
+    )
+
+
+async def enqueue(
+    db: Database, tenant: str, job_id: str, *, allocation_id: str | None = None, queue: str | None = None
+) -> TrainingJob:
+    """pending -> queued, waiting on `allocation_id` in the scheduler's `queue` (when scheduled); a job
+    already past pending is returned unchanged (activity retries)."""
     async with db.transaction() as session:
         job = await _locked(session, tenant, job_id)
         if job.state != "pending":
             return job
         _move(job, "enqueue")
+        if allocation_id is not None:
+            job.allocation_id, job.queue = allocation_id, queue or job.queue
         await _publish(
             session,
             job,
             TrainingJobQueued(
-                **_common(job), from_state="pending", allocation_id=job.allocation_request_id, queue=job.queue
+                **_common(job), from_state="pending", allocation_id=_allocation_of(job), queue=job.queue
             ),
         )
     return job
+
+
+def _allocation_of(job: TrainingJob) -> str:
+    """The allocation the events name: the scheduler's, or the id minted for an unscheduled job."""
+    return job.allocation_id or job.allocation_request_id
 
 
 @dataclass(frozen=True)
@@ -232,7 +265,7 @@ async def begin_run(db: Database, tenant: str, job_id: str) -> RunStart:
                 TrainingJobStarted(
                     **_common(job),
                     from_state="queued",
-                    allocation_id=job.allocation_request_id,
+                    allocation_id=_allocation_of(job),
                     backend=BACKEND,
                     attempt=job.attempt,
                     resumed_from_checkpoint_uri=checkpoint.uri if checkpoint else None,

@@ -51,6 +51,8 @@ class TrainingJob(SQLModel, table=True):
     lora: dict[str, Any] = _json()
     resources: dict[str, Any] = _json()
     allocation_request_id: str
+    scheduler_project_id: str | None = None  # whose quota the run uses; None: unscheduled
+    allocation_id: str | None = None  # the scheduler's allocation, once requested
     queue: str = "local"
     attempt: int = 0
     step: int = 0

@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from forge_contracts.activities import scheduler
     from forge_contracts.activities.training import (
         CANCEL_EVALUATION,
         CANCEL_JOB,
@@ -25,7 +26,9 @@ with workflow.unsafe.imports_passed_through():
         EvaluationResult,
         FailJob,
         JobRef,
+        JobScheduling,
         JobStatus,
+        QueueJob,
         TrainingJobInput,
         TrainingOutcome,
     )
@@ -36,24 +39,52 @@ _SHORT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
 
 @workflow.defn(name=WORKFLOW)
 class TrainingJobWorkflow:
-    """queue -> (allocation, once the scheduler exists) -> run_training (retried, resuming) -> end.
-    Cancelling the workflow cancels the run (the activity kills the runtime), then ends the job
-    `cancelled`; a run that fails every attempt ends the job `failed`."""
+    """[allocation requested] -> queued -> [admitted, attached] -> run_training (retried, resuming) -> end
+    -> [allocation given back]. A job with `scheduling` asks the scheduler itself and gives the allocation
+    back however the run ends; one started with `allocation_id` runs on the caller's admitted allocation
+    (the caller gives it back); one with neither runs unscheduled. Cancelling the workflow cancels the run
+    (the activity kills the runtime), then ends the job `cancelled`; a run that fails every attempt, or that
+    the scheduler never admits, ends the job `failed`."""
 
     @workflow.run
     async def run(self, request: TrainingJobInput) -> TrainingOutcome:
         ref = JobRef(tenant_id=request.tenant_id, job_id=request.job_id)
+        owned: str | None = None  # an allocation requested here, so given back here
         try:
+            allocation, queue, admitted = request.allocation_id, None, request.allocation_id is not None
+            if request.scheduling is not None and allocation is None:
+                grant = await self._request(request, request.scheduling, wait_s=0)
+                owned = allocation = grant.allocation_id
+                queue, admitted = grant.queue, grant.admitted
+                if grant.state == "rejected":
+                    return await self._fail_with(
+                        ref, f"the scheduler rejected the run: {grant.rejection_reason}"
+                    )
             await workflow.execute_activity(
                 QUEUE_JOB,
-                ref,
+                QueueJob(tenant_id=ref.tenant_id, job_id=ref.job_id, allocation_id=allocation, queue=queue),
                 result_type=JobStatus,
                 start_to_close_timeout=_SHORT,
                 retry_policy=_SHORT_RETRY,
             )
-            # Allocation step: once the scheduler service exists, request an allocation here
-            # (scheduler.request_allocation, idempotent by the job's allocation request id) and wait
-            # for it to be admitted before `run_training`. Not called yet: jobs run on the local worker.
+            if request.scheduling is not None and owned is not None and not admitted:
+                grant = await self._request(
+                    request, request.scheduling, wait_s=request.scheduling.wait_for_admission_s
+                )
+                if not grant.admitted:
+                    reason = grant.rejection_reason or f"the allocation is {grant.state}"
+                    return await self._fail_with(ref, f"the scheduler did not admit the run: {reason}")
+            if allocation is not None:
+                await workflow.execute_activity(
+                    scheduler.ATTACH_WORKLOAD,
+                    scheduler.AttachWorkload(
+                        tenant_id=ref.tenant_id, allocation_id=allocation, runner=f"training-job/{ref.job_id}"
+                    ),
+                    task_queue=scheduler.TASK_QUEUE,
+                    result_type=scheduler.AllocationGrant,
+                    start_to_close_timeout=_SHORT,
+                    retry_policy=_SHORT_RETRY,
+                )
             return await workflow.execute_activity(
                 RUN_TRAINING,
                 ref,
@@ -78,6 +109,46 @@ class TrainingJobWorkflow:
             if is_cancelled_exception(error):
                 await self._end_cancelled(ref)
             raise
+        finally:
+            if owned is not None:
+                await workflow.execute_activity(
+                    scheduler.RELEASE_ALLOCATION,
+                    scheduler.ReleaseRequest(
+                        tenant_id=ref.tenant_id,
+                        allocation_id=owned,
+                        reason=f"training job {ref.job_id} ended",
+                    ),
+                    task_queue=scheduler.TASK_QUEUE,
+                    result_type=scheduler.ReleaseResult,
+                    start_to_close_timeout=_SHORT,
+                    retry_policy=_SHORT_RETRY,
+                )
+
+    async def _request(
+        self, request: TrainingJobInput, scheduling: JobScheduling, *, wait_s: float
+    ) -> scheduler.AllocationGrant:
+        """The job's allocation (the same one on every call: keyed by the job), waiting up to `wait_s`
+        while it is queued."""
+        return await workflow.execute_activity(
+            scheduler.REQUEST_ALLOCATION,
+            scheduler.AllocationRequest(
+                request_key=f"training-job:{request.job_id}",
+                tenant_id=request.tenant_id,
+                project_id=scheduling.project_id,
+                priority=scheduling.priority,
+                gang_size=scheduling.gang_size,
+                per_worker=scheduling.per_worker,
+                workload_kind="training_job",
+                workload_id=request.job_id,
+                actor="service:training",
+                wait_for_admission_s=wait_s,
+            ),
+            task_queue=scheduler.TASK_QUEUE,
+            result_type=scheduler.AllocationGrant,
+            start_to_close_timeout=timedelta(seconds=wait_s + 300),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=_SHORT_RETRY,
+        )
 
     async def _end_cancelled(self, ref: JobRef) -> None:
         await workflow.execute_activity(
@@ -86,7 +157,10 @@ class TrainingJobWorkflow:
 
     async def _fail(self, ref: JobRef, error: ActivityError) -> TrainingOutcome:
         cause = error.cause or error
-        message = f"training could not complete: {cause}"[:4000]
+        return await self._fail_with(ref, f"training could not complete: {cause}")
+
+    async def _fail_with(self, ref: JobRef, message: str) -> TrainingOutcome:
+        message = message[:4000]
         await workflow.execute_activity(
             FAIL_JOB,
             FailJob(tenant_id=ref.tenant_id, job_id=ref.job_id, error=message),

@@ -10,7 +10,9 @@ it, give it back.
 
 `request_allocation` is idempotent by the caller's `request_key` (the same key always means the same
 allocation); `run_on_allocation` heartbeats `RunProgress` while the command runs and kills it when the
-activity is cancelled; `release_allocation` is a no-op on an allocation that already ended.
+activity is cancelled; `attach_workload` marks an admitted allocation running for a workload its owner
+runs itself (the training worker runs its runtime), so the scheduler accounts for it until it is
+released; `release_allocation` is a no-op on an allocation that already ended.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TASK_QUEUE = "forge-scheduler"
 REQUEST_ALLOCATION = "scheduler.request_allocation"
 RUN_ON_ALLOCATION = "scheduler.run_on_allocation"
 RELEASE_ALLOCATION = "scheduler.release_allocation"
+ATTACH_WORKLOAD = "scheduler.attach_workload"
 
 AcceleratorKind = Annotated[
     str,
@@ -104,6 +107,7 @@ class AllocationGrant(_Model):
     state: AllocationState
     admitted: bool = Field(description="Whether the resources are held (admitted or running).")
     rejection_reason: str | None = None
+    queue: str | None = Field(default=None, description="The scheduler queue it waits in (its project's).")
 
 
 class RunSpec(_Model):
@@ -148,7 +152,18 @@ class ReleaseResult(_Model):
     state: AllocationState
 
 
+class AttachWorkload(_Model):
+    """An admitted allocation's workload started outside the scheduler's backend: admitted -> running
+    (idempotent: an allocation already running is returned as it is)."""
+
+    tenant_id: TenantId
+    allocation_id: Id
+    runner: str = Field(min_length=1, max_length=512, description="Who runs it, e.g. `training-job/<id>`.")
+    nodes: list[str] = Field(default_factory=list, description="Where it runs, when known.")
+
+
 __all__ = [
+    "ATTACH_WORKLOAD",
     "RELEASE_ALLOCATION",
     "REQUEST_ALLOCATION",
     "RUN_ON_ALLOCATION",
@@ -157,6 +172,7 @@ __all__ = [
     "AllocationGrant",
     "AllocationRequest",
     "AllocationState",
+    "AttachWorkload",
     "CommandSpec",
     "ReleaseRequest",
     "ReleaseResult",

@@ -33,6 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.events.base import Id, TenantId
 
 TASK_QUEUE = "forge-training"
@@ -70,11 +71,27 @@ class JobRef(_Model):
     job_id: Id
 
 
+class JobScheduling(_Model):
+    """What the job asks the scheduler for (its `scheduler_project_id` quota)."""
+
+    project_id: Id
+    per_worker: WorkerResources
+    gang_size: int = Field(default=1, ge=1)
+    priority: int = Field(default=0, ge=0, le=1000)
+    wait_for_admission_s: float = Field(
+        default=86_400.0, gt=0, le=86_400, description="Queued this long: fail."
+    )
+
+
 class TrainingJobInput(_Model):
-    """The input of `TrainingJobWorkflow`."""
+    """The input of `TrainingJobWorkflow`. With `scheduling` the workflow asks the scheduler for an
+    allocation, waits for admission, runs and gives it back; with `allocation_id` the caller already holds
+    an admitted one (the chain); with neither the job runs unscheduled on the worker."""
 
     tenant_id: TenantId
     job_id: Id
+    scheduling: JobScheduling | None = None
+    allocation_id: Id | None = None
     heartbeat_timeout_s: float = Field(
         default=30.0, gt=0, description="How long `run_training` may go silent before Temporal retries it."
     )
@@ -82,6 +99,13 @@ class TrainingJobInput(_Model):
         default=5, ge=1, description="Attempts of `run_training` (each resumes from the newest checkpoint)."
     )
     run_timeout_s: float = Field(default=24 * 3600.0, gt=0, description="Wall time one attempt may take.")
+
+
+class QueueJob(JobRef):
+    """`queue_job`: the allocation the job waits on and its scheduler queue (none: unscheduled)."""
+
+    allocation_id: Id | None = None
+    queue: str | None = Field(default=None, min_length=1)
 
 
 class JobStatus(_Model):
