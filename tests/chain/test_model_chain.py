@@ -32,6 +32,18 @@ from tests.waiting import eventually
 
 TENANT = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
 SERVICES = ("dataset", "scheduler", "training", "registry", "delivery")
+DELIVERED_TIMELINE = [
+    "resolving_dataset",
+    "allocating",
+    "training",
+    "evaluating",
+    "registering",
+    "gating",
+    "releasing",
+    "delivering",
+    "delivered",
+]
+"""The stages of a chain whose evaluation passes the gate, in order."""
 
 
 @dataclass
@@ -155,18 +167,7 @@ async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transfor
     assert status["gate_passed"] is True
     assert status["metrics"]["perplexity"] > 0
     # The timeline holds every stage, also those too short for a poll to catch (gating takes milliseconds).
-    timeline = [mark["stage"] for mark in status["stages"]]
-    assert timeline == [
-        "resolving_dataset",
-        "allocating",
-        "training",
-        "evaluating",
-        "registering",
-        "gating",
-        "releasing",
-        "delivering",
-        "delivered",
-    ]
+    assert [mark["stage"] for mark in status["stages"]] == DELIVERED_TIMELINE
     assert [mark["at"] for mark in status["stages"]] == sorted(mark["at"] for mark in status["stages"])
     assert {"training", "delivered"} <= set(seen)  # the poller saw the long stages come and go
 

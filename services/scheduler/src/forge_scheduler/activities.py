@@ -87,13 +87,7 @@ class SchedulerActivities:
                 raise
         except (ForgeError, IllegalTransition) as error:
             raise _non_retryable(error) from error
-        return AllocationGrant(
-            allocation_id=found.id,
-            state=found.state,
-            admitted=found.state in service.HOLDING,
-            rejection_reason=found.reason if found.state == "rejected" else None,
-            queue=found.queue,
-        )
+        return _grant(found)
 
     @activity.defn(name=RUN_ON_ALLOCATION)
     async def run_on_allocation(self, spec: RunSpec) -> RunResult:
@@ -146,12 +140,7 @@ class SchedulerActivities:
             )
         except (ForgeError, IllegalTransition) as error:
             raise _non_retryable(error) from error
-        return AllocationGrant(
-            allocation_id=found.id,
-            state=found.state,
-            admitted=found.state in service.HOLDING,
-            queue=found.queue,
-        )
+        return _grant(found)
 
     @activity.defn(name=RELEASE_ALLOCATION)
     async def release_allocation(self, request: ReleaseRequest) -> ReleaseResult:
@@ -168,6 +157,16 @@ class SchedulerActivities:
         except ForgeError as error:
             raise _non_retryable(error) from error
         return ReleaseResult(allocation_id=found.id, state=found.state)
+
+
+def _grant(found: Allocation) -> AllocationGrant:
+    return AllocationGrant(
+        allocation_id=found.id,
+        state=found.state,
+        admitted=found.state in service.HOLDING,
+        rejection_reason=found.reason if found.state == "rejected" else None,
+        queue=found.queue,
+    )
 
 
 def _progress(found: Allocation, elapsed_s: float, lines: int) -> RunProgress:
