@@ -3,6 +3,11 @@ HTTP client on its app with the app's lifespan (migrations, consumers, relay, wo
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +15,8 @@ from contextlib import asynccontextmanager
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from forge_cli.services import ServiceProcess
+from forge_cli.stack import _alive, port_open
 from forge_kit.settings import ServiceSettings
 from forge_kit.stack_env import StackSettings
 
@@ -38,3 +45,45 @@ async def serving(app: FastAPI, base_url: str = "http://forge") -> AsyncIterator
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
             yield http
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def ready(process: ServiceProcess) -> bool:
+    """Probe for `eventually`: the service process answers /readyz (fails at once if it exited)."""
+    assert process.running(), f"{process.name} exited; see {process.log_path}"
+    return await asyncio.to_thread(process.healthy)
+
+
+async def kill_and_relaunch(process: ServiceProcess) -> None:
+    """SIGKILL the service's process group (the worker and what it started in its group), wait until it
+    is gone and its port is free, then start it again."""
+    from tests.waiting import eventually
+
+    pid = process.pid()
+    assert pid is not None, f"{process.name} has no pid"
+    os.killpg(pid, signal.SIGKILL)
+
+    async def gone() -> bool:
+        return not _alive(pid, process.process_marker)
+
+    async def port_free() -> bool:
+        # The kernel empties /proc/<pid>/cmdline before it closes the dying process's files: a process
+        # that looks gone may still hold its listener for a moment.
+        if not port_open(process.port):
+            return True
+        listing = await asyncio.to_thread(
+            subprocess.run, ["ss", "-ltnp"], capture_output=True, text=True, check=False
+        )
+        held = " | ".join(line for line in listing.stdout.splitlines() if f":{process.port}" in line)
+        raise AssertionError(f"port {process.port} still held: {held}")
+
+    await eventually(gone, timeout_s=10, what=f"{process.name} gone")
+    await eventually(port_free, timeout_s=30, what=f"{process.name}'s port free")
+    process.launch()

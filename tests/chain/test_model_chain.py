@@ -14,20 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from forge_cli.demo import DemoInputs, DemoSetup, build_inputs, chain_body, follow_chain, set_up, start_chain
-from forge_dataset.app import create_app as dataset_app
-from forge_delivery.app import create_app as delivery_app
+from forge_cli.demo import DemoInputs, DemoSetup, chain_body, follow_chain, set_up, start_chain
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
-from forge_registry.app import create_app as registry_app
-from forge_scheduler.app import create_app as scheduler_app
-from forge_training.app import create_app as training_app
 
-from tests.harness import service_settings, serving
+from tests.chain.conftest import create_databases, service_apps
+from tests.harness import serving
 from tests.waiting import eventually
 
 TENANT = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
@@ -52,43 +47,14 @@ class Platform:
     setup: DemoSetup
 
 
-async def _databases(stack_settings: StackSettings, names: tuple[str, ...]) -> dict[str, str]:
-    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
-    try:
-        created = {}
-        for name in names:
-            database = f"chain_{name}_{uuid.uuid4().hex[:8]}"
-            await admin.execute(f'CREATE DATABASE "{database}"')
-            created[name] = stack_settings.pg_admin_dsn(database)
-        return created
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> DemoInputs:
-    """The demo's inputs, built by the training runtime's CLI exactly as `forge demo` builds them."""
-    return build_inputs(tmp_path_factory.mktemp("chain-inputs"))
-
-
 @pytest.fixture
 async def platform(
     stack_settings: StackSettings, s3_bucket: str, inputs: DemoInputs, tmp_path: Path
 ) -> AsyncIterator[Platform]:
     """The five services, each on a fresh database, with their workers on the real task queues, and the
     demo's entities created through their APIs."""
-    databases = await _databases(stack_settings, SERVICES)
-    settings = {
-        name: service_settings(stack_settings, databases[name], name).model_copy(update={"task_queue": None})
-        for name in SERVICES
-    }
-    apps = {
-        "dataset": dataset_app(settings["dataset"]),
-        "scheduler": scheduler_app(settings["scheduler"], jobs_dir=tmp_path / "jobs"),
-        "training": training_app(settings["training"]),
-        "registry": registry_app(settings["registry"]),
-        "delivery": delivery_app(settings["delivery"]),
-    }
+    databases = await create_databases(stack_settings, SERVICES)
+    apps = service_apps(stack_settings, databases, tmp_path / "jobs")
     async with AsyncExitStack() as running:
         http = {name: await running.enter_async_context(serving(app)) for name, app in apps.items()}
         setup = await set_up(http, stack_settings, inputs, tenant=TENANT["x-forge-tenant"], bucket=s3_bucket)

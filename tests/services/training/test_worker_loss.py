@@ -5,32 +5,16 @@ the checkpoint, and the job succeeds."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
 import uuid
 
 import httpx
 import pytest
 from forge_cli.services import ServiceProcess
-from forge_cli.stack import Stack, _alive, port_open
+from forge_cli.stack import Stack
 
+from tests.harness import free_port, kill_and_relaunch, ready
 from tests.services.training.conftest import ACME, Inputs, job_body
 from tests.waiting import eventually
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _ready(process: ServiceProcess) -> bool:
-    assert process.running(), f"training process exited; see {process.log_path}"
-    return await asyncio.to_thread(process.healthy)
 
 
 async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
@@ -42,14 +26,14 @@ async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
         "FORGE_TRAINING_BUCKET": inputs.bucket,
         "FORGE_HEARTBEAT_TIMEOUT_S": "5",
         "FORGE_PROGRESS_INTERVAL_S": "0.2",
-        "FORGE_TRAINING_PORT": str(_free_port()),
+        "FORGE_TRAINING_PORT": str(free_port()),
     }.items():
         monkeypatch.setenv(name, value)
     worker = ServiceProcess(stack, "training", instance=f"training-worker-loss-{uuid.uuid4().hex[:6]}")
     worker.prepare()
     worker.launch()
     try:
-        await eventually(lambda: _ready(worker), timeout_s=90, interval_s=0.5, what="the training service")
+        await eventually(lambda: ready(worker), timeout_s=90, interval_s=0.5, what="the training service")
         async with httpx.AsyncClient(base_url=worker.endpoints()["http"], timeout=30) as http:
             body = job_body(
                 inputs,
@@ -65,16 +49,8 @@ async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
                 return job if job["state"] == "running" and step and job["progress"]["step"] < 40 else None
 
             before = await eventually(checkpointed, timeout_s=180, interval_s=0.2, what="a checkpoint upload")
-            pid = worker.pid()
-            assert pid is not None
-            os.killpg(pid, signal.SIGKILL)  # the worker and the runtime it started die mid-run
-            await eventually(lambda: _dead(pid, worker.process_marker), timeout_s=10, what="the worker gone")
-            await eventually(lambda: _port_free(worker.port), timeout_s=30, what="the worker's port free")
-
-            worker.launch()
-            await eventually(
-                lambda: _ready(worker), timeout_s=90, interval_s=0.5, what="the restarted service"
-            )
+            await kill_and_relaunch(worker)  # the worker dies mid-run
+            await eventually(lambda: ready(worker), timeout_s=90, interval_s=0.5, what="the restarted one")
 
             async def finished() -> dict | None:
                 job = (await http.get(f"/training-jobs/{job_id}", headers=ACME)).json()
@@ -93,20 +69,3 @@ async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
     (train_loss,) = [s for s in series["series"] if s["name"] == "train_loss"]
     steps = [point["step"] for point in train_loss["points"]]
     assert steps == sorted(set(steps)) and steps[-1] == 40  # no step recorded twice, none missing at the end
-
-
-async def _port_free(port: int) -> bool:
-    if not port_open(port):
-        return True
-    listing = await asyncio.to_thread(_listeners)
-    raise AssertionError(
-        f"port {port} still held: " + " | ".join(line for line in listing.splitlines() if f":{port}" in line)
-    )
-
-
-async def _dead(pid: int, marker: str) -> bool:
-    return not _alive(pid, marker)
-
-
-def _listeners() -> str:
-    return subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout

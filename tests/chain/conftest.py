@@ -1,0 +1,60 @@
+"""What the chain tests share: the demo's inputs (built once per module by the training runtime's CLI,
+exactly as `forge demo` builds them), a fresh database per service, and the services' apps on them."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from forge_cli.demo import DemoInputs, build_inputs
+from forge_dataset.app import create_app as dataset_app
+from forge_delivery.app import create_app as delivery_app
+from forge_kit.stack_env import StackSettings
+from forge_registry.app import create_app as registry_app
+from forge_scheduler.app import create_app as scheduler_app
+from forge_training.app import create_app as training_app
+
+from tests.harness import service_settings
+
+
+async def create_databases(stack_settings: StackSettings, names: tuple[str, ...]) -> dict[str, str]:
+    """A new, empty database per service name; returns their DSNs."""
+    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
+    try:
+        created = {}
+        for name in names:
+            database = f"chain_{name}_{uuid.uuid4().hex[:8]}"
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            created[name] = stack_settings.pg_admin_dsn(database)
+        return created
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> DemoInputs:
+    """The demo's inputs, built by the training runtime's CLI exactly as `forge demo` builds them."""
+    return build_inputs(tmp_path_factory.mktemp("chain-inputs"))
+
+
+def service_apps(
+    stack_settings: StackSettings, databases: dict[str, str], jobs_dir: Path
+) -> dict[str, FastAPI]:
+    """The apps of the services named in `databases`, each on its database, with its worker on the
+    service's real task queue (the chain calls activities there)."""
+    factories = {
+        "dataset": dataset_app,
+        "scheduler": lambda settings: scheduler_app(settings, jobs_dir=jobs_dir),
+        "training": training_app,
+        "registry": registry_app,
+        "delivery": delivery_app,
+    }
+    return {
+        name: factories[name](
+            service_settings(stack_settings, database, name).model_copy(update={"task_queue": None})
+        )
+        for name, database in databases.items()
+    }
