@@ -2,7 +2,7 @@
 export PATH := $(HOME)/.local/bin:/usr/local/go/bin:$(PATH)
 UV := uv run --frozen
 
-.PHONY: bootstrap up demo down status test lint bench schemas
+.PHONY: bootstrap up demo down status test lint bench schemas histories
 
 bootstrap:  ## install what is missing (system packages, uv, workspace, Kafka jars, MinIO)
 	@bash infra/local/bootstrap.sh
@@ -34,3 +34,6 @@ bench: bootstrap
 
 schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catalogue, from libs/contracts
 	$(UV) python -m forge_contracts.generate
+
+histories: bootstrap  ## re-record tests/workflow_histories from real runs (after a guarded workflow change)
+	FORGE_RECORD_HISTORIES=1 $(UV) pytest tests/chain tests/services/training/test_scheduled_jobs.py

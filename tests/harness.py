@@ -1,5 +1,6 @@
-"""Running a Forge service in a test: its settings on the test's own database and Temporal queue, and an
-HTTP client on its app with the app's lifespan (migrations, consumers, relay, worker) running."""
+"""Running a Forge service in a test: its settings on the test's own database and Temporal queue, an
+HTTP client on its app with the app's lifespan (migrations, consumers, relay, worker) running, service
+processes killed and relaunched, and workflow histories replayed (and recorded) as they ran."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -19,6 +21,7 @@ from forge_cli.services import ServiceProcess
 from forge_cli.stack import _alive, port_open
 from forge_kit.settings import ServiceSettings
 from forge_kit.stack_env import StackSettings
+from forge_kit.temporal import connect, replay
 
 
 def service_settings(stack_settings: StackSettings, database: str, service: str) -> ServiceSettings:
@@ -87,3 +90,27 @@ async def kill_and_relaunch(process: ServiceProcess) -> None:
     await eventually(gone, timeout_s=10, what=f"{process.name} gone")
     await eventually(port_free, timeout_s=30, what=f"{process.name}'s port free")
     process.launch()
+
+
+HISTORIES = Path(__file__).parent / "workflow_histories"
+"""Recorded workflow histories: tests/test_workflow_replay.py replays each on the current code."""
+
+
+def workflow_types() -> list[type]:
+    """Every workflow Forge runs (the replayer needs the classes)."""
+    from forge_training.chain import ModelChainWorkflow
+    from forge_training.workflows import EvaluationJobWorkflow, TrainingJobWorkflow
+
+    return [ModelChainWorkflow, TrainingJobWorkflow, EvaluationJobWorkflow]
+
+
+async def replays(stack_settings: StackSettings, workflows: dict[str, str]) -> None:
+    """Replay each workflow's history (`name` -> workflow id) on the current code; with
+    FORGE_RECORD_HISTORIES=1 keep it as `HISTORIES/<name>.json` so later changes are replayed against it."""
+    client = await connect(stack_settings.temporal_address, stack_settings.temporal_namespace)
+    for name, workflow_id in workflows.items():
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        await replay(history, workflow_types())
+        if os.environ.get("FORGE_RECORD_HISTORIES"):
+            HISTORIES.mkdir(exist_ok=True)
+            (HISTORIES / f"{name}.json").write_text(history.to_json())

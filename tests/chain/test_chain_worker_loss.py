@@ -20,7 +20,7 @@ from forge_kit.stack_env import StackSettings
 
 from tests.chain.conftest import create_databases, service_apps
 from tests.chain.test_model_chain import DELIVERED_TIMELINE, TENANT
-from tests.harness import free_port, kill_and_relaunch, ready, serving
+from tests.harness import free_port, kill_and_relaunch, ready, replays, serving
 from tests.waiting import eventually
 
 IN_PROCESS = ("dataset", "scheduler", "registry", "delivery")
@@ -83,3 +83,10 @@ async def test_the_chain_delivers_after_its_training_worker_is_killed_mid_run(
     assert after["resumed_from_step"] is not None
     assert after["resumed_from_step"] >= before["outputs"]["last_checkpoint_step"]
     assert allocation["state"] == "released"
+    await replays(
+        stack_settings,
+        {
+            "model-chain-training-worker-lost": done["workflow_id"],
+            "training-job-resumed-on-another-worker": f"training-job:{after['id']}",
+        },
+    )

@@ -22,7 +22,7 @@ from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
 
 from tests.chain.conftest import create_databases, service_apps
-from tests.harness import serving
+from tests.harness import replays, serving
 from tests.waiting import eventually
 
 TENANT = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
@@ -136,6 +136,11 @@ async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transfor
     assert [mark["stage"] for mark in status["stages"]] == DELIVERED_TIMELINE
     assert [mark["at"] for mark in status["stages"]] == sorted(mark["at"] for mark in status["stages"])
     assert {"training", "delivered"} <= set(seen)  # the poller saw the long stages come and go
+    training_workflow = f"training-job:{status['training_job_id']}"
+    await replays(
+        stack_settings,
+        {"model-chain-delivered": done["workflow_id"], "training-job-in-chain": training_workflow},
+    )
 
     event = await _delivered_event(stack_settings.kafka_bootstrap, status["model_version_id"])
     bucket, _, prefix = event["bundle_uri"].removeprefix("s3://").partition("/")
@@ -209,6 +214,7 @@ async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_overri
 
     done = await _reach(platform, chain_id, "delivered")
     assert done["status"]["approved_by"] == "carol"
+    await replays(stack_settings, {"model-chain-approved-override": done["workflow_id"]})
     audit = (await versions.get(f"{path}/audit", headers=TENANT)).json()
     assert any(
         entry.get("approved_by") == "carol" and "manual review" in entry.get("reason", "")
@@ -217,7 +223,7 @@ async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_overri
 
 
 async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allocation(
-    platform: Platform,
+    platform: Platform, stack_settings: StackSettings
 ) -> None:
     training = platform.http["training"]
     body = chain_body(platform.setup, {"perplexity": {"max": 1e9}}, max_steps=5000)  # outlasts the test
@@ -262,3 +268,7 @@ async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allo
     assert "can no longer be cancelled" in again.json()["detail"]
     unknown = await training.post("/chains/no-such-chain/cancel", headers=TENANT)
     assert unknown.status_code == 404
+    await replays(
+        stack_settings,
+        {"model-chain-cancelled": view["workflow_id"], "training-job-cancelled": f"training-job:{job_id}"},
+    )

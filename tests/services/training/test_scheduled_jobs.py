@@ -17,7 +17,7 @@ import pytest
 from forge_kit.stack_env import StackSettings
 from forge_scheduler.app import create_app as scheduler_app
 
-from tests.harness import service_settings, serving
+from tests.harness import replays, service_settings, serving
 from tests.services.training.conftest import ACME, EventLog, Inputs, TrainingService, job_body
 from tests.waiting import eventually
 
@@ -64,7 +64,11 @@ async def _allocation(scheduler: httpx.AsyncClient, allocation_id: str) -> dict[
 
 
 async def test_a_scheduled_job_waits_for_quota_runs_on_its_allocation_and_gives_it_back(
-    training: TrainingService, scheduler: httpx.AsyncClient, inputs: Inputs, events: EventLog
+    training: TrainingService,
+    scheduler: httpx.AsyncClient,
+    inputs: Inputs,
+    events: EventLog,
+    stack_settings: StackSettings,
 ) -> None:
     project_id = await _project(scheduler, cpu_millis=2000)  # room for one two-core run at a time
     long_run = {"max_steps": 400, "eval_every_steps": None, "checkpoint_every_steps": None}
@@ -102,10 +106,11 @@ async def test_a_scheduled_job_waits_for_quota_runs_on_its_allocation_and_gives_
     assert by_type["queued"]["allocation_id"] == done["allocation_id"]  # the scheduler's id, not one of ours
     assert by_type["started"]["allocation_id"] == done["allocation_id"]
     assert by_type["queued"]["queue"] != "local"
+    await replays(stack_settings, {"training-job-scheduled-after-waiting": f"training-job:{second['id']}"})
 
 
 async def test_a_job_larger_than_its_projects_quota_fails_with_the_schedulers_reason(
-    training: TrainingService, scheduler: httpx.AsyncClient, inputs: Inputs
+    training: TrainingService, scheduler: httpx.AsyncClient, inputs: Inputs, stack_settings: StackSettings
 ) -> None:
     project_id = await _project(scheduler, cpu_millis=1000)
     job = await training.create(job_body(inputs, scheduler_project_id=project_id, resources=TWO_CORES))
@@ -113,3 +118,4 @@ async def test_a_job_larger_than_its_projects_quota_fails_with_the_schedulers_re
     assert "the scheduler rejected the run" in failed["error"]
     assert "cpu" in failed["error"].lower()
     assert failed["progress"]["step"] == 0  # nothing ran
+    await replays(stack_settings, {"training-job-rejected-by-scheduler": f"training-job:{job['id']}"})

@@ -1,5 +1,6 @@
-"""Temporal plumbing: one way to connect (Pydantic payloads, OpenTelemetry propagation) and to build a
-worker on a service's task queue."""
+"""Temporal plumbing: one way to connect (Pydantic payloads, OpenTelemetry propagation), to build a
+worker on a service's task queue, and to replay recorded workflow histories against the current code
+(a change that would break a running workflow fails the replay)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
+
+from forge_kit.observability import configure
 
 
 def task_queue(service: str) -> str:
@@ -45,6 +48,18 @@ def create_worker(
         activities=list(activities),
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
     )
+
+
+async def replay(history: WorkflowHistory, workflows: Sequence[type]) -> None:
+    """Replay `history` on `workflows` as a worker would run them (same payloads, same plugin); raises
+    `temporalio.workflow.NondeterminismError` when the code no longer reproduces the recorded commands."""
+    configure("workflow-replay")  # the plugin needs the replay-safe tracer provider the services install
+    replayer = Replayer(
+        workflows=list(workflows),
+        data_converter=pydantic_data_converter,
+        plugins=[OpenTelemetryPlugin(add_temporal_spans=True)],
+    )
+    await replayer.replay_workflow(history)
 
 
 def idempotency_key() -> str:
