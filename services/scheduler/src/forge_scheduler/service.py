@@ -365,22 +365,9 @@ async def run_allocation(
             if spec is None:
                 raise BadRequest("no command to run: give one in the body or when requesting the allocation")
             handle = await _start_job(s, target, spec)
-            now = s.clock()
             target.command = spec.model_dump(mode="json")
-            target.backend = handle.backend
-            target.backend_ref = handle.ref
             target.log_dir = str(handle.log_dir)
-            target.started_at = now
-            await _move(
-                session,
-                target,
-                "start",
-                AllocationStarted,
-                now,
-                backend="local",
-                backend_ref=handle.ref,
-                nodes=list(handle.nodes),
-            )
+            await _start(session, target, s.clock(), handle.backend, handle.ref, handle.nodes)
     except BaseException:
         if handle is not None:
             await s.backend.discard(handle)
@@ -399,19 +386,18 @@ async def attach_workload(
         if target.state == "running":
             return target
         MACHINE.transition(target.state, "start")  # 409 unless admitted
-        now = s.clock()
-        target.backend, target.backend_ref, target.started_at = "local", runner, now
-        await _move(
-            session,
-            target,
-            "start",
-            AllocationStarted,
-            now,
-            backend="local",
-            backend_ref=runner,
-            nodes=list(nodes),
-        )
+        await _start(session, target, s.clock(), "local", runner, nodes)
     return target
+
+
+async def _start(
+    session: AsyncSession, target: Allocation, now: datetime, backend: str, ref: str, nodes: Sequence[str]
+) -> None:
+    """admitted -> running on `backend` (`ref`: its handle), with the `started` event."""
+    target.backend, target.backend_ref, target.started_at = backend, ref, now
+    await _move(
+        session, target, "start", AllocationStarted, now, backend=backend, backend_ref=ref, nodes=list(nodes)
+    )
 
 
 async def _start_job(s: Scheduler, target: Allocation, spec: CommandSpec) -> JobHandle:
