@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from forge_cli.services import Platform
 from forge_cli.stack import Stack
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings, load_stack_settings
@@ -24,13 +25,22 @@ def _unique(prefix: str) -> str:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    """The local stack: reused when already healthy, else started here and stopped at the end."""
+    """The local stack: reused when already healthy, else started here and stopped at the end.
+
+    Services the platform runs (`forge up`, `make demo`) are stopped for the run and started again after
+    it: their workers poll the same Temporal task queues as the tests' own workers and would take the
+    tests' activities to their own databases."""
     stack = Stack()
     already_up = all(status.state == "running" for status in stack.status())
     stack.up()
+    paused = [service.name for service in Platform(stack).services if service.running()]
+    for service in Platform(stack, only=paused).services:
+        service.stop()
     yield stack
     if not already_up and not os.environ.get("FORGE_KEEP_STACK"):
         stack.down()
+    elif paused:
+        Platform(stack, only=paused).up()
 
 
 @pytest.fixture(scope="session")
