@@ -248,11 +248,8 @@ class ModelChainWorkflow:
         self, request: chain.ChainRequest, job: training.JobRef, allocation_id: str
     ) -> training.TrainingOutcome:
         """The training job as a child workflow; the allocation is given back however it ends."""
-        release = scheduler.ReleaseRequest(
-            tenant_id=request.tenant_id, allocation_id=allocation_id, reason="training run ended"
-        )
         try:
-            outcome = await workflow.execute_child_workflow(
+            return await workflow.execute_child_workflow(
                 training.WORKFLOW,
                 training.TrainingJobInput(
                     tenant_id=request.tenant_id, job_id=job.job_id, allocation_id=allocation_id
@@ -260,23 +257,16 @@ class ModelChainWorkflow:
                 id=training.workflow_id(job.job_id),
                 result_type=training.TrainingOutcome,
             )
-        except BaseException:
+        finally:
             await workflow.execute_activity(
                 scheduler.RELEASE_ALLOCATION,
-                release,
+                scheduler.ReleaseRequest(
+                    tenant_id=request.tenant_id, allocation_id=allocation_id, reason="training run ended"
+                ),
                 task_queue=scheduler.TASK_QUEUE,
                 result_type=scheduler.ReleaseResult,
                 **_QUICK,
             )
-            raise
-        await workflow.execute_activity(
-            scheduler.RELEASE_ALLOCATION,
-            release,
-            task_queue=scheduler.TASK_QUEUE,
-            result_type=scheduler.ReleaseResult,
-            **_QUICK,
-        )
-        return outcome
 
     async def _release(self, request: chain.ChainRequest, version_id: str, may_release: bool) -> bool:
         """Release through the gate, or wait for an approved override; False when the chain stops here."""
