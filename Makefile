@@ -29,8 +29,10 @@ lint:
 
 bench: bootstrap
 	$(UV) python bench/stack_startup.py --write
+	$(UV) python bench/identity_startup.py --write
 	$(UV) forge stack up
 	$(UV) python bench/event_throughput.py --write
+	$(UV) python bench/gateway_overhead.py --write
 
 schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catalogue, from libs/contracts
 	$(UV) python -m forge_contracts.generate

@@ -27,6 +27,11 @@ PORTS = Ports(
     temporal_metrics=17434,
     minio=19200,
     minio_console=19201,
+    ldap=18589,
+    keycloak=18280,
+    keycloak_management=18290,
+    gateway=18200,
+    gateway_admin=18209,
 )
 SETTLE_S = 15.0
 

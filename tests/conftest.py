@@ -18,6 +18,10 @@ from forge_cli.stack import Stack
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings, load_stack_settings
 
+# Only the session's directory keeps the audit trail (under a consumer group of its own); schedulers a
+# test starts would otherwise each read the whole audit topic into their own databases.
+os.environ["FORGE_AUDIT_CONSUMER"] = "false"
+
 
 def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
@@ -97,3 +101,45 @@ async def s3_bucket(stack_settings: StackSettings) -> AsyncIterator[str]:
 def task_queue() -> str:
     """A Temporal task queue no other test uses."""
     return _unique("test-queue-")
+
+
+LEGACY_MEMBERS = {"acme": ["alice", "bob", "carol", "dave"], "globex": ["bob", "eve"]}
+"""The tenants and users the service tests act as, each with every role a tenant grants to one person."""
+LEGACY_ROLES = ["tenant-admin", "release-approver", "annotator", "reviewer"]
+
+
+@pytest.fixture(scope="session")
+async def directory(
+    stack: Stack, stack_settings: StackSettings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """The directory every service under test resolves its callers from: a real scheduler process on a
+    database of its own, as in `forge up` (services find it through FORGE_DIRECTORY_URL). Tenants `acme`
+    and `globex` exist in it, with the users the service tests act as."""
+    from tests.harness import DirectoryProcess, free_port
+    from tests.identity import grant
+    from tests.waiting import eventually
+
+    name = _unique("test_directory_")
+    await _admin(stack_settings, f'CREATE DATABASE "{name}"')
+    process = DirectoryProcess(
+        stack, stack_settings.pg_admin_dsn(name), free_port(), tmp_path_factory.mktemp("directory")
+    )
+    process.prepare()
+    process.launch()
+    try:
+
+        async def ready() -> bool:
+            assert process.running(), f"the directory exited; see {process.log_path}"
+            return process.healthy()
+
+        await eventually(ready, timeout_s=90, what="the test directory ready")
+        url = process.endpoints()["http"]
+        os.environ["FORGE_DIRECTORY_URL"] = url
+        for tenant, users in LEGACY_MEMBERS.items():
+            for user in users:
+                grant(url, tenant, user, LEGACY_ROLES)
+        yield url
+    finally:
+        os.environ.pop("FORGE_DIRECTORY_URL", None)
+        process.stop()
+        await _admin(stack_settings, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

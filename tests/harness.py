@@ -18,15 +18,21 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from forge_cli.services import ServiceProcess
-from forge_cli.stack import _alive, port_open
+from forge_cli.stack import Stack, _alive, port_open
 from forge_kit.settings import ServiceSettings
-from forge_kit.stack_env import StackSettings
+from forge_kit.stack_env import StackSettings, env_file_path, read_env_file
 from forge_kit.temporal import connect, replay
 
 
 def service_settings(stack_settings: StackSettings, database: str, service: str) -> ServiceSettings:
-    """Settings for `service` on the real stack, with a fresh database and a task queue of its own."""
+    """Settings for `service` on the real stack, with a fresh database and a task queue of its own; it
+    accepts the stack's tokens and resolves callers from the test directory (FORGE_DIRECTORY_URL)."""
+    written = read_env_file(env_file_path())
     return ServiceSettings(
+        oidc_issuer=written["FORGE_OIDC_ISSUER"],
+        oidc_audience=written.get("FORGE_OIDC_AUDIENCE", "forge"),
+        client_secret=written.get(f"FORGE_{service.upper()}_CLIENT_SECRET", ""),
+        directory_url=os.environ.get("FORGE_DIRECTORY_URL"),
         service=service,
         database_url=database,
         kafka_bootstrap=stack_settings.kafka_bootstrap,
@@ -48,6 +54,34 @@ async def serving(app: FastAPI, base_url: str = "http://forge") -> AsyncIterator
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
             yield http
+
+
+class DirectoryProcess(ServiceProcess):
+    """A scheduler process serving as the tests' directory, on its own database, port and task queue."""
+
+    def __init__(self, stack: Stack, database: str, port: int, jobs_dir: Path) -> None:
+        # A name of its own: test sessions may run side by side on one stack.
+        super().__init__(stack, "scheduler", instance=f"test-directory-{uuid.uuid4().hex[:8]}")
+        self.port = port
+        self.database = database
+        self.jobs_dir = jobs_dir
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.pop("FORGE_DIRECTORY_URL", None)
+        env.update(
+            {
+                "FORGE_DATABASE_URL": self.database,
+                "FORGE_TASK_QUEUE": f"forge-scheduler-directory-{uuid.uuid4().hex[:8]}",
+                "FORGE_SCHEDULER_JOBS_DIR": str(self.jobs_dir),
+                # The session's audit trail: entries of this session's tests, from the moment it starts.
+                "FORGE_AUDIT_CONSUMER": "true",
+                "FORGE_AUDIT_GROUP": f"test-audit-{uuid.uuid4().hex[:8]}",
+                "FORGE_AUDIT_START": "latest",
+                "FORGE_AUDIT_RETENTION_DAYS": "30",
+            }
+        )
+        return env
 
 
 def free_port() -> int:

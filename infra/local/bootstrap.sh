@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to run Forge, then the Python workspace and the stack's own
 # tools. Idempotent: when everything is there it takes a couple of seconds.
-#   - system packages (Debian/Ubuntu): PostgreSQL server, a JDK, Maven, Go (only those missing)
+#   - system packages (Debian/Ubuntu): PostgreSQL server, a JDK, Maven, Go, OpenLDAP (only those missing)
 #   - uv (from PyPI) and the locked workspace (`uv sync --frozen`)
-#   - Kafka broker jars (Maven Central) and MinIO built from source, cached in ~/.cache/forge
+#   - Kafka broker jars and Keycloak (Maven Central), MinIO built from source, cached in ~/.cache/forge
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,11 +13,19 @@ have initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missi
 have java || missing+=(openjdk-17-jdk-headless)
 have mvn || missing+=(maven)
 have go || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
+# OpenLDAP: the stack runs its own slapd (forge_cli.identity); Debian's default instance is not wanted.
+{ [ -x /usr/sbin/slapd ] && have ldapsearch; } || missing+=(slapd ldap-utils)
 if ((${#missing[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"
+  if [[ " ${missing[*]} " == *" slapd "* ]]; then
+    echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
+  fi
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [[ " ${missing[*]} " == *" slapd "* ]]; then  # never leave the system slapd running
+    $sudo systemctl disable --now slapd >/dev/null 2>&1 || $sudo service slapd stop >/dev/null 2>&1 || true
+  fi
 fi
 # initdb refuses to run as root; under root the stack runs Postgres as the `postgres` user.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then

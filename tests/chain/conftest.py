@@ -58,3 +58,9 @@ def service_apps(
         )
         for name, database in databases.items()
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _signed_in(directory: str) -> str:
+    """The chain's services resolve their callers through the test directory."""
+    return directory

@@ -19,7 +19,7 @@ from forge_cli.stack import Stack
 from forge_kit.stack_env import StackSettings
 
 from tests.chain.conftest import create_databases, service_apps
-from tests.chain.test_model_chain import DELIVERED_TIMELINE, TENANT
+from tests.chain.test_model_chain import ADMIN, DELIVERED_TIMELINE, TENANT
 from tests.harness import free_port, kill_and_relaunch, ready, replays, serving
 from tests.waiting import eventually
 
@@ -52,7 +52,7 @@ async def test_the_chain_delivers_after_its_training_worker_is_killed_mid_run(
         http["training"] = await running.enter_async_context(
             httpx.AsyncClient(base_url=worker.endpoints()["http"], timeout=30)
         )
-        setup = await set_up(http, stack_settings, inputs, tenant=TENANT["x-forge-tenant"], bucket=s3_bucket)
+        setup = await set_up(http, stack_settings, inputs, caller=TENANT, admin=ADMIN, bucket=s3_bucket)
         body = chain_body(setup, {"perplexity": {"max": 1e9}}, max_steps=120)
         body["training"]["checkpoint_every_steps"] = 5
         chain_id = (await start_chain(http["training"], setup, body))["chain_id"]
@@ -70,7 +70,7 @@ async def test_the_chain_delivers_after_its_training_worker_is_killed_mid_run(
         await kill_and_relaunch(worker)  # the chain's worker and the training run die mid-run
         await eventually(lambda: ready(worker), timeout_s=90, interval_s=0.5, what="the restarted service")
 
-        done = await follow_chain(http["training"], setup.tenant, chain_id, timeout_s=600)
+        done = await follow_chain(http["training"], setup.caller, chain_id, timeout_s=600)
         after = (await http["training"].get(f"/training-jobs/{before['id']}", headers=TENANT)).json()
         held = await http["scheduler"].get(f"/allocations/{after['allocation_id']}", headers=TENANT)
         allocation = held.json()

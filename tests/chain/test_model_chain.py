@@ -23,9 +23,11 @@ from forge_kit.stack_env import StackSettings
 
 from tests.chain.conftest import create_databases, service_apps
 from tests.harness import replays, serving
+from tests.identity import as_user
 from tests.waiting import eventually
 
-TENANT = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
+TENANT = as_user("alice", "acme")
+ADMIN = as_user("ada", "acme")  # a platform admin: sets the scheduler project's quota
 SERVICES = ("dataset", "scheduler", "training", "registry", "delivery")
 DELIVERED_TIMELINE = [
     "resolving_dataset",
@@ -57,7 +59,7 @@ async def platform(
     apps = service_apps(stack_settings, databases, tmp_path / "jobs")
     async with AsyncExitStack() as running:
         http = {name: await running.enter_async_context(serving(app)) for name, app in apps.items()}
-        setup = await set_up(http, stack_settings, inputs, tenant=TENANT["x-forge-tenant"], bucket=s3_bucket)
+        setup = await set_up(http, stack_settings, inputs, caller=TENANT, admin=ADMIN, bucket=s3_bucket)
         yield Platform(http, setup)
 
 
@@ -124,7 +126,7 @@ async def test_a_model_goes_from_dataset_to_delivered_bundle_that_stock_transfor
 
     done = await follow_chain(
         platform.http["training"],
-        platform.setup.tenant,
+        platform.setup.caller,
         started["chain_id"],
         timeout_s=600,
         on_stage=lambda view: seen.append(view["status"]["stage"]),
@@ -201,14 +203,21 @@ async def test_a_failed_evaluation_stops_before_delivery_until_an_audited_overri
     )
     assert orders.json() == [] or orders.json().get("items", []) == []  # nothing delivered
 
+    carol = as_user("carol", "acme")  # a release approver of the tenant
     no_reason = await platform.http["training"].post(
-        f"/chains/{chain_id}/approve-release", json={"approved_by": "carol"}, headers=TENANT
+        f"/chains/{chain_id}/approve-release", json={}, headers=carol
     )
     assert no_reason.status_code == 422
+    in_her_name = await platform.http["training"].post(
+        f"/chains/{chain_id}/approve-release",
+        json={"approved_by": "carol", "reason": "alice says carol agreed"},
+        headers=TENANT,
+    )
+    assert in_her_name.status_code == 403, in_her_name.text  # the approver is who signed in
     approved = await platform.http["training"].post(
         f"/chains/{chain_id}/approve-release",
-        json={"approved_by": "carol", "reason": "known-good on the manual review set"},
-        headers=TENANT,
+        json={"reason": "known-good on the manual review set"},
+        headers=carol,
     )
     assert approved.status_code == 202, approved.text
 

@@ -140,7 +140,7 @@ def test_the_asyncapi_document_has_a_channel_per_topic_and_a_message_per_event_t
     assert document["asyncapi"] == "3.0.0"
     assert {channel["address"] for channel in channels.values()} == {
         f"forge.{service}.events"
-        for service in ("dataset", "labeling", "training", "registry", "scheduler", "delivery")
+        for service in ("dataset", "labeling", "training", "registry", "scheduler", "delivery", "audit")
     }
     names = {message["name"] for message in document["components"]["messages"].values()}
     assert names == set(EVENT_TYPES)

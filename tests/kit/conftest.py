@@ -34,7 +34,14 @@ class Toy:
 
 
 def toy_settings(stack_settings: StackSettings, database: str) -> ServiceSettings:
-    return service_settings(stack_settings, database, f"toy{uuid.uuid4().hex[:10]}")
+    # Callers are resolved through the session's test directory (the `directory` fixture sets
+    # FORGE_DIRECTORY_URL): every test that runs the toy asks for it.
+    settings = service_settings(stack_settings, database, f"toy{uuid.uuid4().hex[:10]}")
+    # The toy borrows the dataset service's client identity to ask the directory about its callers.
+    dataset = service_settings(stack_settings, database, "dataset")
+    return settings.model_copy(
+        update={"oidc_client_id": "forge-dataset", "client_secret": dataset.client_secret}
+    )
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
@@ -69,6 +76,6 @@ async def running_toy(
 
 
 @pytest.fixture
-async def toy(stack_settings: StackSettings, database: str) -> AsyncIterator[Toy]:
+async def toy(stack_settings: StackSettings, database: str, directory: str) -> AsyncIterator[Toy]:
     async with running_toy(stack_settings, database) as running:
         yield running

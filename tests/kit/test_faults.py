@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from forge_cli.stack import Stack
 from forge_contracts.envelope import EventEnvelope
@@ -18,12 +19,14 @@ from forge_kit import outbox
 from forge_kit.relay import OutboxRelay
 from forge_kit.stack_env import StackSettings
 
+from tests.identity import as_user
 from tests.kit.conftest import Toy, running_toy
 from tests.kit.toy.app import effects
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-TENANT = {"x-forge-tenant": "acme"}
+pytestmark = pytest.mark.usefixtures("directory")  # callers resolved through the test directory
+TENANT = as_user("alice", "acme")
 
 
 async def _effects(toy: Toy) -> list:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import httpx
 from forge_kit.http import create_app
 
+from tests.identity import as_user
 from tests.kit.conftest import Toy
 
-TENANT = {"x-forge-tenant": "acme"}
+TENANT = as_user("alice", "acme")
 
 
 async def test_invalid_body_is_a_422_problem_naming_the_field(toy: Toy) -> None:
@@ -29,14 +30,22 @@ async def test_malformed_json_is_a_422_problem_not_a_500(toy: Toy) -> None:
     assert response.json()["title"] == "Invalid request"
 
 
-async def test_missing_tenant_header_is_a_422_problem(toy: Toy) -> None:
+async def test_a_request_without_a_token_is_a_401_problem(toy: Toy) -> None:
     response = await toy.http.post("/counters/c/increments", json={"by": 1})
-    assert response.status_code == 422
-    assert "x-forge-tenant" in response.json()["detail"]
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_tenant_the_caller_does_not_belong_to_is_a_404(toy: Toy) -> None:
+    response = await toy.http.post(
+        "/counters/c/increments", json={"by": 1}, headers=TENANT.in_tenant("globex")
+    )
+    assert response.status_code == 404 and "globex" in response.json()["detail"]
 
 
 async def test_unknown_resource_is_a_404_problem(toy: Toy) -> None:
-    response = await toy.http.get("/counters/nope")
+    response = await toy.http.get("/counters/nope", headers=TENANT)
     assert response.status_code == 404
     assert response.json()["detail"] == "counter 'nope' does not exist"
     assert (await toy.http.get("/no/such/route")).json()["status"] == 404
@@ -52,7 +61,7 @@ async def test_an_illegal_transition_is_a_409_problem_and_changes_nothing(toy: T
     assert problem["current_state"] == "closed"
     assert problem["transition"] == "increment"
     assert "closed" in problem["detail"]
-    after = (await toy.http.get("/counters/c")).json()
+    after = (await toy.http.get("/counters/c", headers=TENANT)).json()
     assert after == {"id": "c", "state": "closed", "value": 2, "sequence": 2}
 
 

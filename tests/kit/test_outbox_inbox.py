@@ -8,11 +8,12 @@ from forge_contracts.envelope import EventEnvelope, to_kafka
 from forge_kit import outbox
 from sqlalchemy import text
 
+from tests.identity import as_user
 from tests.kit.conftest import Toy
 from tests.kit.toy.app import effects
 from tests.waiting import eventually
 
-TENANT = {"x-forge-tenant": "acme"}
+TENANT = as_user("alice", "acme")
 
 
 async def _effects(toy: Toy) -> list:

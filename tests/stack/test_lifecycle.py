@@ -30,6 +30,11 @@ def spare_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         temporal_metrics=17334,
         minio=19100,
         minio_console=19101,
+        ldap=18489,
+        keycloak=18180,
+        keycloak_management=18190,
+        gateway=18100,
+        gateway_admin=18109,
     )
     stack = Stack(home=home, ports=ports)
     stack.up()
@@ -92,4 +97,4 @@ def _wait_dead(pid: int, token: str) -> None:
 
 def test_state_lives_under_one_folder(spare_stack: Stack) -> None:
     names = {p.name for p in Path(spare_stack.home).iterdir()}
-    assert {"postgres", "kafka", "temporal", "minio", "logs", "stack.env"} <= names
+    assert {"postgres", "kafka", "temporal", "minio", "ldap", "keycloak", "logs", "stack.env"} <= names

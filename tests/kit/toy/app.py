@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from forge_contracts.envelope import EventEnvelope
 from forge_contracts.state_machines import StateMachine, Transition
 from forge_kit import outbox
+from forge_kit.auth import Principal, allow
 from forge_kit.errors import NotFound
+from forge_kit.policy import Action
 from forge_kit.runtime import Runtime, ServiceRuntime
 from opentelemetry import trace
 from pydantic import BaseModel, Field
@@ -93,24 +95,25 @@ async def apply(
     return counter
 
 
-Tenant = Annotated[str, Header(alias="x-forge-tenant", min_length=1)]
+Writer = Annotated[Principal, allow(Action.DATASET_WRITE)]
+Reader = Annotated[Principal, allow(Action.DATASET_READ)]
 router = APIRouter(prefix="/counters")
 
 
 @router.post("/{counter_id}/increments")
-async def increment(counter_id: str, body: IncrementBody, tenant: Tenant, svc: Runtime) -> CounterView:
-    counter = await apply(svc, counter_id, tenant, "increment", body.by)
+async def increment(counter_id: str, body: IncrementBody, caller: Writer, svc: Runtime) -> CounterView:
+    counter = await apply(svc, counter_id, caller.tenant_id, "increment", body.by)
     return CounterView.model_validate(counter, from_attributes=True)
 
 
 @router.post("/{counter_id}/close")
-async def close(counter_id: str, tenant: Tenant, svc: Runtime) -> CounterView:
-    counter = await apply(svc, counter_id, tenant, "close")
+async def close(counter_id: str, caller: Writer, svc: Runtime) -> CounterView:
+    counter = await apply(svc, counter_id, caller.tenant_id, "close")
     return CounterView.model_validate(counter, from_attributes=True)
 
 
 @router.get("/{counter_id}")
-async def get(counter_id: str, svc: Runtime) -> CounterView:
+async def get(counter_id: str, _: Reader, svc: Runtime) -> CounterView:
     async with svc.db.session() as session:
         counter = await session.get(Counter, counter_id)
     if counter is None:

@@ -14,11 +14,12 @@ from forge_contracts.activities.dataset import PUBLISH_DERIVED_VERSION, RESOLVE_
 from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
+from tests.identity import as_user
 from tests.services.dataset.conftest import PART_BYTES, DatasetService, EventLog
 from tests.services.dataset.workflows import ActivityCall, CallDatasetActivity
 
-ACME = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
-GLOBEX = {"x-forge-tenant": "globex"}
+ACME = as_user("alice", "acme")
+GLOBEX = as_user("eve", "globex")
 INSTRUCTIONS = {
     "name": "support-sft",
     "description": "Support tickets as instructions",
@@ -184,7 +185,7 @@ async def test_bad_input_is_a_422_problem_naming_the_field(dataset_service: Data
 
     assert bad_modality.status_code == 422
     assert bad_modality.json()["errors"][0]["location"] == "body.modality"
-    assert no_tenant.status_code == 422 and "x-forge-tenant" in no_tenant.json()["detail"]
+    assert no_tenant.status_code == 401  # no bearer token
     assert bad_name.status_code == 422 and "filename" in bad_name.json()["detail"]
     assert empty.status_code == 422 and "no records" in empty.json()["detail"]
 

@@ -1,5 +1,6 @@
 """The delivery service on the real stack (own database, task queue, a fresh bucket for sources and
-bundles, a temporary shared folder), a reader of `forge.delivery.events`, and fake model directories."""
+bundles, a temporary shared folder), the registry it asks (a real one, on its own database and task
+queue), a reader of `forge.delivery.events`, and fake model directories registered as model versions."""
 
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
 
 from tests.harness import service_settings, serving
+from tests.identity import Caller, as_service, as_user
 from tests.services.delivery.workflows import DeliverTwice
+from tests.services.registry.conftest import Registry, running_registry
 from tests.waiting import eventually
 
 TOPIC = topic_for("delivery")
-ACME = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
-GLOBEX = {"x-forge-tenant": "globex", "x-forge-user": "bob"}
+ACME = as_user("alice", "acme")
+GLOBEX = as_user("bob", "globex")
+GATE = {"perplexity": {"max": 50}}
 
 MODEL_FILES: dict[str, bytes] = {
     "model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(range(256)) * 64,
@@ -48,6 +52,7 @@ class DeliveryService:
     stack: StackSettings
     bucket: str
     shared_dir: Path
+    registry: Registry
 
     @property
     def runtime(self) -> DeliveryRuntime:
@@ -61,6 +66,62 @@ class DeliveryService:
             for name, data in (MODEL_FILES if files is None else files).items():
                 await s3.put_object(Bucket=self.bucket, Key=prefix + name, Body=data)
         return f"s3://{self.bucket}/{prefix}"
+
+    async def version(
+        self,
+        files: dict[str, bytes] | None = None,
+        *,
+        until: str = "released",
+        as_: Caller = ACME,
+    ) -> dict[str, Any]:
+        """A model directory uploaded and registered as a version of a new model project, taken through
+        the release gate up to `until`: `registered`, `evaluation_failed`, `released` (passed the gate) or
+        `overridden` (failed it, released by an approver). The version as the registry shows it, with
+        `project_name`."""
+        http, tenant = self.registry.http, as_.tenant
+        assert tenant is not None
+        name = f"support-bot-{uuid.uuid4().hex[:6]}"
+        project = await http.post("/model-projects", json={"name": name, "gate": GATE}, headers=as_)
+        assert project.status_code == 201, project.text
+        source = await self.upload_model(files)
+        created = await http.post(
+            f"/model-projects/{project.json()['id']}/versions",
+            json={"artifact_uri": source, "metrics": {"eval_loss": 0.5}},
+            headers=as_,
+        )
+        assert created.status_code == 201, created.text
+        version: dict[str, Any] = {**created.json(), "project_name": name}
+        base = f"/model-projects/{version['project_id']}/versions/{version['id']}"
+        if until == "registered":
+            return version
+        training = as_service("training", tenant, on_behalf_of=as_.username)
+        evaluation_id = uuid7()
+        assert (
+            await http.post(
+                f"{base}/evaluation/start", json={"evaluation_id": evaluation_id}, headers=training
+            )
+        ).status_code == 200
+        perplexity = 80.0 if until in ("evaluation_failed", "overridden") else 12.5
+        judged = await http.post(
+            f"{base}/evaluation/result",
+            json={"evaluation_id": evaluation_id, "metrics": {"perplexity": perplexity}},
+            headers=training,
+        )
+        assert judged.status_code == 200, judged.text
+        if until == "evaluation_failed":
+            return {**version, "state": "evaluation_failed"}
+        if until == "overridden":
+            moved = await http.post(f"{base}/override-release", json={"reason": "within noise"}, headers=as_)
+        else:
+            moved = await http.post(f"{base}/release", json={}, headers=as_)
+        assert moved.status_code == 200, moved.text
+        return {**moved.json(), "project_name": name}
+
+    async def registry_post(self, version: dict[str, Any], action: str, body: dict[str, Any]) -> None:
+        """Move `version` in the registry (e.g. `deprecate`), as alice."""
+        base = f"/model-projects/{version['project_id']}/versions/{version['id']}"
+        moved = await self.registry.http.post(f"{base}/{action}", json=body, headers=ACME)
+        assert moved.status_code == 200, moved.text
 
     async def read(self, uri_prefix: str, name: str) -> bytes:
         bucket, _, prefix = uri_prefix.removeprefix("s3://").partition("/")
@@ -88,13 +149,10 @@ class DeliveryService:
         return await eventually(finished, timeout_s=30, what=f"order {order_id} to finish")
 
 
-def order_request(source_uri: str, **overrides: Any) -> dict[str, Any]:
+def order_request(model_version_id: str, **overrides: Any) -> dict[str, Any]:
+    """An order for a model version, named by id only (the registry knows the rest)."""
     body: dict[str, Any] = {
-        "model_version_id": uuid7(),
-        "model_id": uuid7(),
-        "model_name": f"support-bot-{uuid.uuid4().hex[:6]}",
-        "model_version": 3,
-        "source_uri": source_uri,
+        "model_version_id": model_version_id,
         "card": {
             "description": "A small support assistant tuned with LoRA.",
             "base_model": "forge/tiny-llama",
@@ -172,17 +230,25 @@ async def events(stack_settings: StackSettings) -> AsyncIterator[EventLog]:
         await consumer.stop()
 
 
+@pytest.fixture(scope="module")
+async def registry(stack_settings: StackSettings) -> AsyncIterator[Registry]:
+    """The registry delivery asks, one for the module (every test registers versions of its own)."""
+    async with running_registry(stack_settings) as running:
+        yield running
+
+
 @pytest.fixture
 async def delivery(
-    stack_settings: StackSettings, database: str, s3_bucket: str, tmp_path: Path
+    stack_settings: StackSettings, database: str, s3_bucket: str, tmp_path: Path, registry: Registry
 ) -> AsyncIterator[DeliveryService]:
     shared = tmp_path / "shared"
     settings = DeliverySettings.of(
         service_settings(stack_settings, database, "delivery"),
         delivery_bucket=s3_bucket,
         delivery_shared_dir=shared,
+        registry_task_queue=registry.runtime.task_queue,
     )
     app = create_app(settings)
     app.state.runtime.register(workflows=[DeliverTwice])
     async with serving(app, base_url="http://delivery") as http:
-        yield DeliveryService(app, http, stack_settings, s3_bucket, shared)
+        yield DeliveryService(app, http, stack_settings, s3_bucket, shared, registry)

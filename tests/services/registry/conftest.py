@@ -1,11 +1,14 @@
 """The registry running on the real stack for this module's tests: one database, one report bucket, one
-Temporal task queue (with the test workflow registered); every test uses a tenant of its own."""
+Temporal task queue (with the test workflow registered); the tests act in tenant acme, each in model
+projects of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -23,6 +26,7 @@ from forge_registry.app import build_runtime
 from forge_registry.reports import ReportStore
 
 from tests.harness import service_settings, serving
+from tests.identity import grant
 from tests.services.registry.chain import GateChain
 
 TOPIC = topic_for("registry")
@@ -57,6 +61,13 @@ async def _ensure_topic(bootstrap: str) -> None:
 
 @pytest.fixture(scope="module")
 async def registry(stack_settings: StackSettings) -> AsyncIterator[Registry]:
+    async with running_registry(stack_settings) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_registry(stack_settings: StackSettings) -> AsyncIterator[Registry]:
+    """A registry on a database, report bucket and task queue of its own (also for the delivery tests)."""
     name = f"test_registry_{uuid.uuid4().hex[:10]}"
     bucket = f"test-registry-{uuid.uuid4().hex[:10]}"
     await _admin(stack_settings, f'CREATE DATABASE "{name}"')
@@ -88,7 +99,19 @@ async def _drop_bucket(stack: StackSettings, bucket: str) -> None:
 
 @pytest.fixture
 def tenant() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
+    """The tenant the tests act in (members: alice, bob, ... with every role but ml-engineer and viewer,
+    see tests/conftest.py); tests keep apart by their own model projects."""
+    return "acme"
+
+
+ENGINEER = "rex"
+"""A member of acme who is only an ml-engineer: builds and releases, may not set gates or approve."""
+
+
+@pytest.fixture(scope="module")
+async def engineer(directory: str) -> str:
+    await asyncio.to_thread(grant, directory, "acme", ENGINEER, ["ml-engineer"])
+    return ENGINEER
 
 
 async def _partitions(bootstrap: str) -> list[int]:

@@ -19,11 +19,17 @@ from forge_kit.stack_env import StackSettings
 from forge_scheduler.app import SchedulerRuntime, app_for, build_runtime
 
 from tests.harness import service_settings, serving
+from tests.identity import as_service, as_user
 from tests.waiting import eventually
 
 TOPIC = topic_for("scheduler")
-ACME = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
-GLOBEX = {"x-forge-tenant": "globex"}
+ACME = as_user("alice", "acme")
+GLOBEX = as_user("eve", "globex")
+ACME_ADMIN = as_user("ada", "acme")  # a platform admin: quotas
+GLOBEX_ADMIN = as_user("ada", "globex")
+# Allocations come from the services that render workloads, for the user who asked.
+ACME_SERVICE = as_service("training", "acme", on_behalf_of="alice")
+GLOBEX_SERVICE = as_service("training", "globex", on_behalf_of="eve")
 GIB = 1024**3
 
 
@@ -99,7 +105,8 @@ class SchedulerService:
         project_id: str = created.json()["id"]
         if quota:
             body = {"cpu_millis": 0, "memory_bytes": 0, "accelerators": {}, **quota}
-            response = await self.http.put(f"/projects/{project_id}/quota", json=body, headers=headers)
+            admin = as_user("ada", getattr(headers, "tenant", None) or "acme")
+            response = await self.http.put(f"/projects/{project_id}/quota", json=body, headers=admin)
             assert response.status_code == 200, response.text
         return project_id
 
@@ -126,7 +133,10 @@ class SchedulerService:
             },
             **extra,
         }
-        response = await self.http.post("/allocations", json=body, headers=headers)
+        # Allocations are requested by the service rendering the workload, in the caller's tenant.
+        tenant = getattr(headers, "tenant", None) or "acme"
+        service = as_service("training", tenant, on_behalf_of=getattr(headers, "username", None))
+        response = await self.http.post("/allocations", json=body, headers=service)
         assert response.status_code in (200, 201), response.text
         result: dict[str, Any] = response.json()
         return result

@@ -77,3 +77,36 @@ def test_admission_follows_queue_order_without_skipping(queue: list[Waiting]) ->
     chosen = domain.admissible(queue, Resources(), QUOTA)
     ordered = [w.allocation_id for w in domain.queue_order(queue)]
     assert chosen == ordered[: len(chosen)]
+
+
+# Queue names
+
+LABEL = st.from_regex(domain.DNS_LABEL, fullmatch=True)
+HYPHENATED = st.text("ab-", min_size=1, max_size=63).filter(domain.DNS_LABEL.fullmatch)
+LONG = st.text("ab-", min_size=40, max_size=63).filter(domain.DNS_LABEL.fullmatch)
+PART = LABEL | HYPHENATED | LONG
+
+
+def test_a_hyphen_in_the_tenant_or_in_the_project_gives_different_queues() -> None:
+    assert domain.queue_name("a-b", "c") != domain.queue_name("a", "b-c")
+    assert domain.queue_name("globex", "vision") == "globex-vision"
+
+
+@given(st.tuples(PART, PART), st.tuples(PART, PART))
+def test_distinct_projects_never_share_a_queue(one: tuple[str, str], other: tuple[str, str]) -> None:
+    if one != other:
+        assert domain.queue_name(*one) != domain.queue_name(*other)
+
+
+@given(HYPHENATED, HYPHENATED, HYPHENATED)
+def test_moving_a_hyphenated_piece_from_tenant_to_project_changes_the_queue(a: str, b: str, c: str) -> None:
+    tenant, project = f"{a}-{b}", f"{b}-{c}"
+    if len(tenant) <= 63 and len(project) <= 63:
+        assert domain.queue_name(tenant, c) != domain.queue_name(a, project)
+
+
+@given(PART, PART)
+def test_a_queue_name_is_a_dns_label(tenant: str, project: str) -> None:
+    name = domain.queue_name(tenant, project)
+    assert len(name) <= 63
+    assert domain.DNS_LABEL.fullmatch(name)

@@ -13,20 +13,20 @@ with workflow.unsafe.imports_passed_through():
         RUN_ON_ALLOCATION,
         AllocationGrant,
         AllocationRequest,
-        CommandSpec,
         ReleaseRequest,
         ReleaseResult,
         RunResult,
         RunSpec,
+        Workload,
     )
 
 
 @workflow.defn
 class RunOnAllocation:
-    """Request an allocation, run a command on it, release it (a no-op once the command ended)."""
+    """Request an allocation, run a workload on it, release it (a no-op once the workers ended)."""
 
     @workflow.run
-    async def run(self, request: AllocationRequest, command: CommandSpec) -> tuple[RunResult, str]:
+    async def run(self, request: AllocationRequest, workload: Workload) -> tuple[RunResult, str]:
         grant = await workflow.execute_activity(
             REQUEST_ALLOCATION,
             request,
@@ -38,7 +38,7 @@ class RunOnAllocation:
             RunSpec(
                 tenant_id=request.tenant_id,
                 allocation_id=grant.allocation_id,
-                command=command,
+                workload=workload,
                 heartbeat_interval_s=0.2,
             ),
             result_type=RunResult,

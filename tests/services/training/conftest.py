@@ -1,16 +1,21 @@
 """The training service on the real stack, with a tiny base model and sample data built by the training
-runtime's own CLI (once per module) and uploaded to each test's bucket."""
+runtime's own CLI (once per module). Jobs name Forge resources by id, so each module also runs the real
+dataset service and registry (each on a database and task queue of its own) where the sample data is a
+published dataset version and the tiny model a base model of the hub, in tenant `acme` and in `globex`."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,20 +23,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from fastapi import FastAPI
 from forge_contracts.envelope import EventEnvelope, from_kafka, topic_for
+from forge_dataset.app import create_app as dataset_app
+from forge_dataset.settings import DatasetSettings
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
+from forge_registry.app import create_app as registry_app
 from forge_training.app import create_app
 from forge_training.service import Deps
 from forge_training.settings import TrainingSettings
 
 from tests.harness import service_settings, serving
+from tests.identity import as_user
 from tests.waiting import eventually
 
 TOPIC = topic_for("training")
-ACME = {"x-forge-tenant": "acme", "x-forge-user": "alice"}
-GLOBEX = {"x-forge-tenant": "globex", "x-forge-user": "bob"}
+ACME = as_user("alice", "acme")
+GLOBEX = as_user("bob", "globex")
 PROJECT = "01956900-aaaa-7bbb-8ccc-000000000001"
-DATASET_VERSION = "01955b3c-7a2e-7c41-9d3f-5b8e2a1c4d60"
 TINY_BASE = {"vocab_size": 300, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}
 
 
@@ -76,31 +84,172 @@ def local_inputs(tmp_path_factory: pytest.TempPathFactory) -> LocalInputs:
     )
 
 
+def _ok(response: httpx.Response, what: str) -> dict[str, Any]:
+    assert response.status_code < 300, f"{what}: {response.status_code} {response.text}"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published dataset version: its ids and its files' object keys by name."""
+
+    dataset_id: str
+    version_id: str
+    keys: dict[str, str]
+
+
+@dataclass
+class Catalogue:
+    """The dataset service and the registry the training service resolves ids through."""
+
+    dataset: httpx.AsyncClient
+    registry: httpx.AsyncClient
+    bucket: str  # the dataset service's files, and the hub's base model
+    dataset_task_queue: str
+    registry_task_queue: str
+
+    async def publish(self, headers: dict[str, str], files: dict[str, bytes]) -> Published:
+        """A new dataset with one published version holding `files` (name -> JSONL bytes)."""
+        dataset = _ok(
+            await self.dataset.post(
+                "/datasets",
+                headers=headers,
+                json={
+                    "name": f"instructions-{uuid.uuid4().hex[:8]}",
+                    "modality": "text",
+                    "secrecy": "internal",
+                    "licence": "cc0-1.0",
+                    "source": "the training runtime's sample data",
+                },
+            ),
+            "creating a dataset",
+        )
+        version = _ok(
+            await self.dataset.post(f"/datasets/{dataset['id']}/versions", headers=headers), "a version"
+        )
+        base = f"/datasets/{dataset['id']}/versions/{version['id']}"
+        for name, content in files.items():
+            _ok(await self.dataset.put(f"{base}/files/{name}", content=content, headers=headers), name)
+        published = _ok(await self.dataset.post(f"{base}/publish", headers=headers), "publishing")
+        keys = {file["name"]: file["object_key"] for file in published["files"]}
+        return Published(dataset["id"], version["id"], keys)
+
+    async def register_base_model(self, headers: dict[str, str], uri: str) -> str:
+        model = _ok(
+            await self.registry.post(
+                "/base-models",
+                headers=headers,
+                json={
+                    "name": f"tiny-{uuid.uuid4().hex[:8]}",
+                    "version": "1",
+                    "uri": uri,
+                    "architecture": "LlamaForCausalLM",
+                    "parameter_count": 100_000,
+                    "licence": "apache-2.0",
+                },
+            ),
+            "registering the base model",
+        )
+        model_id: str = model["id"]
+        return model_id
+
+
 @dataclass(frozen=True)
 class Inputs:
-    """The inputs in object storage, as a job names them."""
+    """The Forge resources a job names: a published dataset version and a base model of the hub, in
+    `acme` (the tests' tenant) and in `globex` (another tenant, whose resources acme must not reach)."""
 
-    bucket: str
+    catalogue: Catalogue
+    data: Published
+    base_model_id: str
     base_model_uri: str
-    train_key: str
-    validation_key: str
-    test_key: str
+    theirs: Published
+    their_base_model_id: str
+
+    @property
+    def bucket(self) -> str:
+        return self.catalogue.bucket
 
 
-@pytest.fixture
-async def inputs(local_inputs: LocalInputs, s3_bucket: str, stack_settings: StackSettings) -> Inputs:
+async def _database(stack_settings: StackSettings, name: str) -> str:
+    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return stack_settings.pg_admin_dsn(name)
+
+
+async def _drop(stack_settings: StackSettings, name: str) -> None:
+    admin = await asyncpg.connect(stack_settings.pg_admin_dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def catalogue(stack_settings: StackSettings) -> AsyncIterator[Catalogue]:
+    """The dataset service and the registry, each on a fresh database and a task queue of its own, and
+    a bucket for their files (emptied and removed afterwards)."""
+    suffix = uuid.uuid4().hex[:8]
+    bucket, names = f"test-catalogue-{suffix}", (f"test_dataset_{suffix}", f"test_registry_{suffix}")
+    async with s3_client(stack_settings) as s3:
+        await s3.create_bucket(Bucket=bucket)
+    dataset_db, registry_db = [await _database(stack_settings, name) for name in names]
+    dataset_settings = service_settings(stack_settings, dataset_db, "dataset")
+    registry_settings = service_settings(stack_settings, registry_db, "registry")
+    try:
+        async with AsyncExitStack() as running:
+            dataset = await running.enter_async_context(
+                serving(
+                    dataset_app(DatasetSettings(**dataset_settings.model_dump(), dataset_bucket=bucket)),
+                    base_url="http://dataset",
+                )
+            )
+            registry = await running.enter_async_context(
+                serving(registry_app(registry_settings, reports_bucket=bucket), base_url="http://registry")
+            )
+            assert dataset_settings.task_queue is not None and registry_settings.task_queue is not None
+            yield Catalogue(
+                dataset, registry, bucket, dataset_settings.task_queue, registry_settings.task_queue
+            )
+    finally:
+        for name in names:
+            await _drop(stack_settings, name)
+        async with s3_client(stack_settings) as s3:
+            while listing := (await s3.list_objects_v2(Bucket=bucket)).get("Contents", []):
+                for item in listing:
+                    await s3.delete_object(Bucket=bucket, Key=item["Key"])
+            await s3.delete_bucket(Bucket=bucket)
+
+
+def sample_files(local: LocalInputs) -> dict[str, bytes]:
+    return {
+        "train.jsonl": local.train_file.read_bytes(),
+        "validation.jsonl": local.validation_file.read_bytes(),
+        "test.jsonl": local.test_file.read_bytes(),
+    }
+
+
+@pytest.fixture(scope="module")
+async def inputs(local_inputs: LocalInputs, catalogue: Catalogue, stack_settings: StackSettings) -> Inputs:
+    """The sample data published as a dataset version and the tiny model registered in the hub, in acme
+    and in globex."""
+    prefix = f"hub/tiny-{uuid.uuid4().hex[:8]}/"
     async with s3_client(stack_settings) as s3:
         for path in sorted(local_inputs.base_model_dir.iterdir()):
-            await s3.upload_file(str(path), s3_bucket, f"models/tiny/{path.name}")
-        await s3.upload_file(str(local_inputs.train_file), s3_bucket, "datasets/v1/train.jsonl")
-        await s3.upload_file(str(local_inputs.validation_file), s3_bucket, "datasets/v1/validation.jsonl")
-        await s3.upload_file(str(local_inputs.test_file), s3_bucket, "datasets/v1/test.jsonl")
+            await s3.upload_file(str(path), catalogue.bucket, prefix + path.name)
+    uri = f"s3://{catalogue.bucket}/{prefix}"
+    files = sample_files(local_inputs)
     return Inputs(
-        s3_bucket,
-        f"s3://{s3_bucket}/models/tiny/",
-        "datasets/v1/train.jsonl",
-        "datasets/v1/validation.jsonl",
-        "datasets/v1/test.jsonl",
+        catalogue,
+        await catalogue.publish(ACME, files),
+        await catalogue.register_base_model(ACME, uri),
+        uri,
+        await catalogue.publish(GLOBEX, files),
+        await catalogue.register_base_model(GLOBEX, uri),
     )
 
 
@@ -109,12 +258,12 @@ def job_body(inputs: Inputs, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "tiny-lora",
         "project_id": PROJECT,
-        "base_model": {"uri": inputs.base_model_uri},
+        "base_model": {"id": inputs.base_model_id},
         "dataset": {
-            "version_id": DATASET_VERSION,
-            "bucket": inputs.bucket,
-            "train_key": inputs.train_key,
-            "validation_key": inputs.validation_key,
+            "dataset_id": inputs.data.dataset_id,
+            "version_id": inputs.data.version_id,
+            "train_file": "train.jsonl",
+            "validation_file": "validation.jsonl",
         },
         "data_format": "alpaca",
         "hyperparameters": {
@@ -182,7 +331,7 @@ class TrainingService:
 
 @pytest.fixture
 async def training(
-    stack_settings: StackSettings, database: str, s3_bucket: str, tmp_path: Path
+    stack_settings: StackSettings, database: str, s3_bucket: str, tmp_path: Path, catalogue: Catalogue
 ) -> AsyncIterator[TrainingService]:
     settings = TrainingSettings(
         **service_settings(stack_settings, database, "training").model_dump(),
@@ -191,6 +340,8 @@ async def training(
         progress_interval_s=0.2,
         run_attempts=2,
         work_dir=tmp_path,
+        dataset_task_queue=catalogue.dataset_task_queue,
+        registry_task_queue=catalogue.registry_task_queue,
     )
     app = create_app(settings)
     async with serving(app, base_url="http://training") as http:

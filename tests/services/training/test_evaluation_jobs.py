@@ -4,26 +4,31 @@ runtime's `evaluate` as a child process on the tiny base model, MinIO and the ev
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from forge_contracts.activities.training import EvaluationRequest
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
+from forge_training import service
 from forge_training.activities import EvaluationActivities
+from forge_training.schemas import TrainingSpec
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from tests.services.training.conftest import ACME, GLOBEX, EventLog, Inputs, TrainingService
 from tests.waiting import eventually
 
-MODEL_VERSION = "01956a80-5555-7666-8777-888899990000"
-
 
 def evaluation_body(inputs: Inputs, **overrides: Any) -> dict[str, Any]:
-    """A quick evaluation of the tiny base model: 8 test records, 8 new tokens each."""
+    """A quick evaluation of the tiny base model of the hub: 8 test records, 8 new tokens each."""
     body: dict[str, Any] = {
-        "model": {"uri": inputs.base_model_uri, "model_version_id": MODEL_VERSION},
-        "test_set": {"bucket": inputs.bucket, "key": inputs.test_key},
+        "model": {"base_model_id": inputs.base_model_id},
+        "test_set": {
+            "dataset_id": inputs.data.dataset_id,
+            "version_id": inputs.data.version_id,
+            "file": "test.jsonl",
+        },
         "data_format": "alpaca",
         "max_new_tokens": 8,
         "max_records": 8,
@@ -34,6 +39,26 @@ def evaluation_body(inputs: Inputs, **overrides: Any) -> dict[str, Any]:
         else:
             body[key] = value
     return body
+
+
+async def _registered_version(inputs: Inputs, artifact_uri: str) -> str:
+    """A model version of a new registry project whose artifact is `artifact_uri` (an import)."""
+    registry = inputs.catalogue.registry
+    project = await registry.post(
+        "/model-projects", json={"name": f"eval-{uuid.uuid4().hex[:8]}"}, headers=ACME
+    )
+    assert project.status_code == 201, project.text
+    version = await registry.post(
+        f"/model-projects/{project.json()['id']}/versions", json={"artifact_uri": artifact_uri}, headers=ACME
+    )
+    assert version.status_code == 201, version.text
+    version_id: str = version.json()["id"]
+    return version_id
+
+
+def _test_file(inputs: Inputs) -> tuple[str, str]:
+    """The bucket and key of the sample test file, as the dataset service stored it (acme's files)."""
+    return inputs.bucket, inputs.data.keys["test.jsonl"]
 
 
 async def _create(training: TrainingService, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +126,18 @@ async def test_an_evaluation_job_scores_the_model_and_keeps_its_records_and_repo
     report = json.loads(await _object(stack_settings, job["report_uri"]))
     assert report["metrics"] == job["metrics"] and report["counts"] == {"records": 8}
     assert report["config"]["max_new_tokens"] == 8 and report["model"]["uri"] == inputs.base_model_uri
+    assert report["test_set"]["dataset_version_id"] == inputs.data.version_id
+    assert (
+        job["model"]["base_model_id"] == inputs.base_model_id and job["model"]["uri"] == inputs.base_model_uri
+    )
+    bucket, key = _test_file(inputs)
+    assert job["test_set"] == {
+        "dataset_id": inputs.data.dataset_id,
+        "dataset_version_id": inputs.data.version_id,
+        "file": "test.jsonl",
+        "uri": f"s3://{bucket}/{key}",
+    }
+    assert (job["thresholds"], job["passed"], job["failed_checks"]) == (None, None, [])  # nothing judged
     kept = (await _object(stack_settings, job["records_uri"])).decode().splitlines()
     assert [json.loads(line) for line in kept] == [
         {key: r[key] for key in ("prompt", "reference", "prediction")} for r in records
@@ -113,25 +150,75 @@ async def test_an_evaluation_job_scores_the_model_and_keeps_its_records_and_repo
         ("forge.training.eval.started.v1", 3),
         ("forge.training.eval.succeeded.v1", 4),
     ]
+    assert published[0].data["dataset_version_ids"] == [inputs.data.version_id]  # the real test set
     succeeded = published[-1].data
-    assert succeeded["model_version_id"] == MODEL_VERSION
     assert succeeded["report_uri"] == job["report_uri"] and succeeded["outputs_uri"] == job["records_uri"]
     assert succeeded["metrics"] == job["metrics"]
+    # A base model is no registered model version, and no thresholds were given: the event says so rather
+    # than naming a made-up version or claiming a verdict it never computed.
+    assert all("model_version_id" not in event.data for event in published)
+    assert "passed" not in succeeded and "no thresholds were given" in succeeded["not_judged_reason"]
+
+
+async def test_an_evaluation_with_thresholds_passes_or_fails_by_its_metrics(
+    training: TrainingService, inputs: Inputs, events: EventLog
+) -> None:
+    version_id = await _registered_version(inputs, inputs.base_model_uri)
+    thresholds = {"perplexity": {"min": 1.0}, "bleu": {"min": 101}}  # BLEU never exceeds 100
+    created = await _create(
+        training,
+        evaluation_body(
+            inputs, model={"base_model_id": None, "model_version_id": version_id}, thresholds=thresholds
+        ),
+    )
+
+    job = await _wait_state(training, created["id"], "succeeded")
+
+    assert job["model"]["model_version_id"] == version_id and job["model"]["uri"] == inputs.base_model_uri
+    assert job["thresholds"] == thresholds and job["passed"] is False
+    assert len(job["failed_checks"]) == 1 and job["failed_checks"][0].startswith("bleu ")
+    published = await events.of(job["id"], 4)
+    assert all(event.data["model_version_id"] == version_id for event in published)  # a real Forge id
+    assert published[0].data["thresholds"] == {"perplexity": 1.0, "bleu": 101.0}
+    succeeded = published[-1].data
+    assert succeeded["passed"] is False and succeeded["failed_checks"] == job["failed_checks"]
+    assert succeeded.get("not_judged_reason") is None
+
+
+async def _own_training_output(
+    training: TrainingService, inputs: Inputs, stack_settings: StackSettings
+) -> str:
+    """The tiny model copied where acme's training outputs go (as a chain's training job leaves it)."""
+    prefix = f"acme/{uuid.uuid4()}/merged/"
+    source = inputs.base_model_uri.removeprefix(f"s3://{inputs.bucket}/")
+    async with s3_client(stack_settings) as s3:
+        listing = await s3.list_objects_v2(Bucket=inputs.bucket, Prefix=source)
+        for item in listing["Contents"]:
+            name = item["Key"][len(source) :]
+            await s3.copy_object(
+                Bucket=training.bucket,
+                Key=prefix + name,
+                CopySource={"Bucket": inputs.bucket, "Key": item["Key"]},
+            )
+    return f"s3://{training.bucket}/{prefix}"
 
 
 async def test_the_evaluation_activity_creates_its_job_once_per_request_key(
-    training: TrainingService, inputs: Inputs
+    training: TrainingService, inputs: Inputs, stack_settings: StackSettings
 ) -> None:
     activities = EvaluationActivities(training.deps)
+    model_uri = await _own_training_output(training, inputs, stack_settings)
+    bucket, key = _test_file(inputs)
     request = EvaluationRequest(
         tenant_id="acme",
         request_key="chain-42:evaluate",
-        model_uri=inputs.base_model_uri,
-        test_bucket=inputs.bucket,
-        test_key=inputs.test_key,
+        model_uri=model_uri,
+        test_bucket=bucket,
+        test_key=key,
         data_format="alpaca",
         max_new_tokens=8,
         max_records=8,
+        thresholds={"perplexity": {"min": 1.0}},
     )
     first = await ActivityEnvironment().run(activities.run_evaluation, request)
 
@@ -139,6 +226,7 @@ async def test_the_evaluation_activity_creates_its_job_once_per_request_key(
 
     assert again == first
     _assert_valid_metrics(first.metrics)
+    assert first.passed is True and first.failed_checks == []
     listed = (await training.http.get("/evaluation-jobs", headers=ACME)).json()["items"]
     assert [job["id"] for job in listed] == [first.evaluation_job_id]
     [job] = listed
@@ -147,14 +235,22 @@ async def test_the_evaluation_activity_creates_its_job_once_per_request_key(
     assert job["report_uri"] == first.report_uri and job["records_uri"] == first.records_uri
 
 
-async def test_an_evaluation_whose_test_file_is_missing_fails_clearly_and_cannot_be_cancelled(
+async def _model_gone(training: TrainingService, inputs: Inputs) -> str:
+    """A model version whose artifact is not (or no longer) in object storage."""
+    return await _registered_version(inputs, f"s3://{training.bucket}/acme/{uuid.uuid4()}/merged/")
+
+
+async def test_an_evaluation_whose_model_is_missing_fails_clearly_and_cannot_be_cancelled(
     training: TrainingService, inputs: Inputs, events: EventLog
 ) -> None:
-    created = await _create(training, evaluation_body(inputs, test_set={"key": "datasets/v1/nope.jsonl"}))
+    body = evaluation_body(
+        inputs, model={"base_model_id": None, "model_version_id": await _model_gone(training, inputs)}
+    )
+    created = await _create(training, body)
 
     job = await _wait_state(training, created["id"], "failed")
 
-    assert job["error"] == f"input missing: s3://{inputs.bucket}/datasets/v1/nope.jsonl does not exist"
+    assert job["error"] == f"input missing: nothing under {job['model']['uri']}"
     assert job["metrics"] == {} and job["records_uri"] is None
     published = await events.of(job["id"], 4)
     assert [(e.type.split(".")[3], e.sequence) for e in published] == [
@@ -173,14 +269,14 @@ async def test_an_evaluation_whose_test_file_is_missing_fails_clearly_and_cannot
 
 
 async def test_the_evaluation_activity_reports_a_missing_test_file_as_a_non_retryable_error(
-    training: TrainingService, inputs: Inputs
+    training: TrainingService, inputs: Inputs, stack_settings: StackSettings
 ) -> None:
     request = EvaluationRequest(
         tenant_id="acme",
         request_key="chain-43:evaluate",
-        model_uri=inputs.base_model_uri,
+        model_uri=await _own_training_output(training, inputs, stack_settings),
         test_bucket=inputs.bucket,
-        test_key="datasets/v1/absent.jsonl",
+        test_key="tenants/acme/datasets/v1/absent.jsonl",
     )
     activities = EvaluationActivities(training.deps)
 
@@ -195,8 +291,69 @@ async def test_the_evaluation_activity_reports_a_missing_test_file_as_a_non_retr
     assert job["state"] == "failed" and "absent.jsonl does not exist" in job["error"]
 
 
+async def test_the_evaluation_activity_refuses_objects_outside_the_tenants_own_storage(
+    training: TrainingService, inputs: Inputs, stack_settings: StackSettings
+) -> None:
+    activities = EvaluationActivities(training.deps)
+    own_model = await _own_training_output(training, inputs, stack_settings)
+    bucket, key = _test_file(inputs)
+    their_key = inputs.theirs.keys["test.jsonl"]  # globex's file, in the same dataset bucket
+    for model_uri, test_key, what in (
+        (own_model, their_key, "dataset files"),
+        (inputs.base_model_uri, key, "training outputs"),  # not where acme's training outputs are
+        (own_model.replace("/acme/", "/globex/"), key, "training outputs"),
+    ):
+        request = EvaluationRequest(
+            tenant_id="acme",
+            request_key=f"chain-{uuid.uuid4().hex[:6]}:evaluate",
+            model_uri=model_uri,
+            test_bucket=bucket,
+            test_key=test_key,
+        )
+        try:
+            await ActivityEnvironment().run(activities.run_evaluation, request)
+        except ApplicationError as error:
+            assert error.non_retryable and error.type == "InvalidEvaluationRequest", error
+            assert what in str(error), str(error)
+        else:
+            raise AssertionError(f"the evaluation of {model_uri} on {test_key} should have been refused")
+    assert (await training.http.get("/evaluation-jobs", headers=ACME)).json()["items"] == []
+
+
+async def test_an_evaluation_naming_another_tenants_resources_is_not_found_and_not_created(
+    training: TrainingService, inputs: Inputs
+) -> None:
+    theirs = {"dataset_id": inputs.theirs.dataset_id, "version_id": inputs.theirs.version_id}
+    their_job = await service.create_job(  # recorded only: it need not run to have an id
+        training.deps.db,
+        "globex",
+        "bob",
+        TrainingSpec(name="theirs", project_id="01956900-aaaa-7bbb-8ccc-000000000001"),
+        service.JobInputs(
+            base_model_uri=inputs.base_model_uri,
+            dataset_version_id=inputs.theirs.version_id,
+            bucket=inputs.bucket,
+            train_key=inputs.theirs.keys["train.jsonl"],
+        ),
+    )
+    for change in (
+        {"test_set": theirs},
+        {"model": {"base_model_id": inputs.their_base_model_id}},
+        {"model": {"base_model_id": None, "training_job_id": their_job.id}},
+    ):
+        response = await training.http.post(
+            "/evaluation-jobs", json=evaluation_body(inputs, **change), headers=ACME
+        )
+
+        assert response.status_code == 404, (change, response.text)
+    assert (await training.http.get("/evaluation-jobs", headers=ACME)).json()["items"] == []
+
+
 async def test_another_tenants_evaluation_is_not_found(training: TrainingService, inputs: Inputs) -> None:
-    created = await _create(training, evaluation_body(inputs, test_set={"key": "datasets/v1/absent.jsonl"}))
+    body = evaluation_body(
+        inputs, model={"base_model_id": None, "model_version_id": await _model_gone(training, inputs)}
+    )
+    created = await _create(training, body)  # fails fast: no model to download
     evaluation_id = created["id"]
 
     for path in (f"/evaluation-jobs/{evaluation_id}", f"/evaluation-jobs/{evaluation_id}/records"):
@@ -212,14 +369,17 @@ async def test_another_tenants_evaluation_is_not_found(training: TrainingService
 
 
 BAD_INPUT = [
-    ({"model": {"uri": "/local/model"}}, "model.uri"),
+    ({"model": {"uri": "s3://forge-training/globex/job/merged/"}}, "model.uri"),  # no object URIs
     ({"model": {"model_version_id": "v1"}}, "model.model_version_id"),
-    ({"test_set": {"bucket": "Not_A_Bucket"}}, "test_set.bucket"),
-    ({"test_set": {"key": ""}}, "test_set.key"),
+    ({"model": {"training_job_id": "01956a00-3c4d-7e5f-8a6b-7c8d9e0f1a2b"}}, "exactly one"),
+    ({"test_set": {"bucket": "forge-datasets"}}, "test_set.bucket"),
+    ({"test_set": {"file": "../test.jsonl"}}, "test_set.file"),
     ({"data_format": "csv"}, "data_format"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
     ({"max_records": 0}, "max_records"),
     ({"max_recordz": 3}, "max_recordz"),
+    ({"thresholds": {"bleu": {}}}, "thresholds.bleu"),
+    ({"thresholds": {"bleu": {"min": 5, "max": 1}}}, "thresholds.bleu"),
 ]
 
 
@@ -234,6 +394,6 @@ async def test_bad_evaluation_input_is_refused_naming_the_field_and_nothing_is_c
         assert response.status_code == 422, (change, response.text)
         assert field in response.json()["detail"], (change, response.json()["detail"])
     without_tenant = await training.http.post("/evaluation-jobs", json=evaluation_body(inputs))
-    assert without_tenant.status_code == 422 and "x-forge-tenant" in without_tenant.json()["detail"]
+    assert without_tenant.status_code == 401  # no bearer token
     listed = await training.http.get("/evaluation-jobs", headers=ACME)
     assert listed.json()["items"] == []

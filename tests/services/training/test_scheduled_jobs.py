@@ -18,10 +18,12 @@ from forge_kit.stack_env import StackSettings
 from forge_scheduler.app import create_app as scheduler_app
 
 from tests.harness import replays, service_settings, serving
+from tests.identity import as_user
 from tests.services.training.conftest import ACME, EventLog, Inputs, TrainingService, job_body
 from tests.waiting import eventually
 
 TWO_CORES = {"cpu_cores": 2, "memory_bytes": 1024**3}
+ADMIN = as_user("ada", "acme")  # a platform admin: quotas are theirs to set
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ async def _project(scheduler: httpx.AsyncClient, cpu_millis: int) -> str:
     assert created.status_code == 201, created.text
     project_id: str = created.json()["id"]
     quota = {"cpu_millis": cpu_millis, "memory_bytes": 8 * 1024**3, "accelerators": {}}
-    updated = await scheduler.put(f"/projects/{project_id}/quota", json=quota, headers=ACME)
+    updated = await scheduler.put(f"/projects/{project_id}/quota", json=quota, headers=ADMIN)
     assert updated.status_code == 200, updated.text
     return project_id
 

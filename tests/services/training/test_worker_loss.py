@@ -24,6 +24,8 @@ async def test_killing_the_training_worker_mid_run_does_not_lose_the_run(
         "FORGE_DATABASE_URL": database,
         "FORGE_TASK_QUEUE": f"forge-training-{uuid.uuid4().hex[:8]}",
         "FORGE_TRAINING_BUCKET": inputs.bucket,
+        "FORGE_DATASET_TASK_QUEUE": inputs.catalogue.dataset_task_queue,
+        "FORGE_REGISTRY_TASK_QUEUE": inputs.catalogue.registry_task_queue,
         "FORGE_HEARTBEAT_TIMEOUT_S": "5",
         "FORGE_PROGRESS_INTERVAL_S": "0.2",
         "FORGE_TRAINING_PORT": str(free_port()),

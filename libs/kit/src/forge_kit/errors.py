@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 
 class ForgeError(Exception):
-    """A failure a caller can act on; `status` is the HTTP status it maps to."""
+    """A failure a caller can act on; `status` is the HTTP status it maps to, `headers` go with the
+    response (e.g. `WWW-Authenticate` on a 401)."""
 
     status: int = 400
     title: str = "Bad request"
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

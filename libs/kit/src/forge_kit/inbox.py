@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import sqlalchemy.exc
@@ -301,14 +301,16 @@ def subscribe(
     handler: Handler,
     retry: RetryPolicy | None = None,
     max_records: int = 500,
+    start: Literal["earliest", "latest"] = "earliest",
 ) -> InboxConsumer:
-    """Register an idempotent handler for `topics` under consumer group `consumer`."""
+    """Register an idempotent handler for `topics` under consumer group `consumer`; a new group starts
+    at the `start` of each partition."""
     inbox = InboxConsumer(broker, db, consumer=consumer, handler=handler, retry=retry or RetryPolicy())
     broker.subscriber(
         *topics,
         group_id=consumer,
         ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
+        auto_offset_reset=start,
         batch=True,
         max_records=max_records,
         # FastStream sleeps this long again after an empty poll: keep it short, it bounds added latency.

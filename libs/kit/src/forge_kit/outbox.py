@@ -22,6 +22,7 @@ from forge_contracts.envelope import EventEnvelope, to_kafka
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from forge_kit import audit
 from forge_kit.observability import current_traceparent
 
 _INSERT = text(
@@ -33,9 +34,17 @@ KEY_LOCK_SPACE = 4_137_002  # first key of the (int, int) advisory locks taken p
 
 
 async def publish(session: AsyncSession, event: EventEnvelope) -> EventEnvelope:
-    """Add `event` to the outbox inside the caller's transaction; returns the event as stored."""
+    """Add `event` to the outbox inside the caller's transaction, with its audit entry (forge_kit.audit);
+    returns the event as stored."""
     if event.traceparent is None and (traceparent := current_traceparent()):
         event = event.model_copy(update={"traceparent": traceparent})
+    await _insert(session, event)
+    if (entry := audit.change_entry(event)) is not None:
+        await _insert(session, entry)
+    return event
+
+
+async def _insert(session: AsyncSession, event: EventEnvelope) -> None:
     record = to_kafka(event)
     headers = [[name, value.decode()] for name, value in record.headers]
     await session.exec(  # type: ignore[call-overload]
@@ -50,4 +59,3 @@ async def publish(session: AsyncSession, event: EventEnvelope) -> EventEnvelope:
             "value": record.value,
         },
     )
-    return event

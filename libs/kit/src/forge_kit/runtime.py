@@ -18,14 +18,22 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from temporalio.client import Client
 
-from forge_kit import observability
+from forge_kit import audit, observability, outbox
+from forge_kit.auth import (
+    Authenticator,
+    ClientCredentials,
+    Directory,
+    HttpDirectory,
+    TokenVerifier,
+    document_routes,
+)
 from forge_kit.db import Database, migrate
 from forge_kit.http import create_app
 from forge_kit.inbox import Handler, InboxConsumer, RetryPolicy, subscribe
@@ -37,7 +45,14 @@ from forge_kit.temporal import connect, create_worker, ping, task_queue
 class ServiceRuntime:
     """Everything one service process runs, with one lifecycle."""
 
-    def __init__(self, settings: ServiceSettings, *, migrations: Path, run_relay: bool = True) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: Path,
+        run_relay: bool = True,
+        directory: Directory | None = None,
+    ) -> None:
         observability.configure(settings.service)
         self.settings = settings
         self.migrations = migrations
@@ -53,13 +68,31 @@ class ServiceRuntime:
         self.activities: list[Callable[..., Any]] = []
         self.temporal: Client | None = None
         self.task_queue = settings.task_queue or task_queue(settings.service)
+        issuer = settings.oidc_issuer.rstrip("/")
+        self.credentials = ClientCredentials(
+            settings.oidc_token_url or f"{issuer}/protocol/openid-connect/token",
+            settings.client_id,
+            settings.client_secret,
+        )
+        if directory is None and settings.directory_url is None:
+            raise ValueError("no directory: give one, or the directory_url setting")
+        self.directory: Directory = directory or HttpDirectory(str(settings.directory_url), self.credentials)
+        self.authenticator = Authenticator(
+            TokenVerifier(issuer, settings.oidc_audience, jwks_uri=settings.oidc_jwks_uri), self.directory
+        )
 
     def subscribe(
-        self, *, topics: Sequence[str], consumer: str, handler: Handler, retry: RetryPolicy | None = None
+        self,
+        *,
+        topics: Sequence[str],
+        consumer: str,
+        handler: Handler,
+        retry: RetryPolicy | None = None,
+        start: Literal["earliest", "latest"] = "earliest",
     ) -> InboxConsumer:
         """Handle events from `topics` exactly once per event (see forge_kit.inbox)."""
         inbox = subscribe(
-            self.broker, self.db, topics=topics, consumer=consumer, handler=handler, retry=retry
+            self.broker, self.db, topics=topics, consumer=consumer, handler=handler, retry=retry, start=start
         )
         self.consumers.append(inbox)
         return inbox
@@ -152,9 +185,45 @@ class ServiceRuntime:
             lifespan=lifespan,
         )
         app.state.runtime = self
+        app.state.authenticator = self.authenticator
         for router in routers:
+            document_routes(router)
             app.include_router(router)
+        app.middleware("http")(self._audit_request)
         return app
+
+    async def _audit_request(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Record every state-changing request of a signed-in caller, with how it ended (forge_kit.audit)."""
+        if request.method not in audit.MUTATING_METHODS:
+            return await call_next(request)
+        status = 500
+        response: Response | None = None
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            principal = getattr(request.state, "principal", None)
+            if principal is not None:
+                route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+                entry = audit.request_entry(
+                    self.settings.service,
+                    principal,
+                    method=request.method,
+                    route=route,
+                    path=request.url.path,
+                    status_code=status,
+                    request_id=response.headers.get("x-request-id") if response is not None else None,
+                )
+                try:
+                    async with self.db.transaction() as session:
+                        await outbox.publish(session, entry)
+                except Exception as error:  # the trail must not turn a done request into an error
+                    observability.logger(component="audit").error(
+                        "audit.request_not_recorded", error=repr(error)
+                    )
 
 
 def _runtime(request: Request) -> ServiceRuntime:

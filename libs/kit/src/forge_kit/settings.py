@@ -7,7 +7,10 @@ import os
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from forge_kit.stack_env import env_file_path, load_stack_settings
+from forge_kit.stack_env import env_file_path, load_stack_settings, read_env_file
+
+DEFAULT_DIRECTORY_URL = "http://127.0.0.1:18105"
+"""The scheduler's default local address: it owns tenants, projects and memberships (the directory)."""
 
 
 class ServiceSettings(BaseSettings):
@@ -29,11 +32,28 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(default=0, description="0: let the OS pick")
     task_queue: str | None = Field(default=None, description="default: forge-<service>")
     shutdown_grace_s: float = 20.0
+    oidc_issuer: str = Field(description="the OIDC issuer whose access tokens this service accepts")
+    oidc_audience: str = "forge"
+    oidc_jwks_uri: str | None = Field(default=None, description="default: Keycloak's path under the issuer")
+    oidc_token_url: str | None = Field(default=None, description="default: Keycloak's path under the issuer")
+    client_secret: str = Field(default="", description="this service's client-credentials secret")
+    directory_url: str | None = Field(
+        default=DEFAULT_DIRECTORY_URL,
+        description="the scheduler's base URL, for tenants and memberships (None: the scheduler itself)",
+    )
+
+    oidc_client_id: str | None = Field(default=None, description="default: forge-<service>")
+
+    @property
+    def client_id(self) -> str:
+        """This service's own identity at the issuer: `forge-<service>` unless configured."""
+        return self.oidc_client_id or f"forge-{self.service}"
 
     @classmethod
     def for_service(cls, service: str, **overrides: object) -> ServiceSettings:
         """Settings of `service` from the stack env file (environment variables win)."""
         stack = load_stack_settings(env_file_path())
+        written = read_env_file(env_file_path())
         values: dict[str, object] = {
             "service": service,
             "database_url": os.environ.get("FORGE_DATABASE_URL") or stack.service_dsn(service),
@@ -45,6 +65,12 @@ class ServiceSettings(BaseSettings):
             "s3_access_key": stack.s3_access_key,
             "s3_secret_key": stack.s3_secret_key.get_secret_value(),
             "s3_region": stack.s3_region,
+            "oidc_issuer": written.get("FORGE_OIDC_ISSUER", ""),
+            "oidc_audience": written.get("FORGE_OIDC_AUDIENCE", "forge"),
+            "client_secret": written.get(f"FORGE_{service.upper()}_CLIENT_SECRET", ""),
+            "directory_url": None
+            if service == "scheduler"
+            else written.get("FORGE_SCHEDULER_URL", DEFAULT_DIRECTORY_URL),
         }
         values = {k: v for k, v in values.items() if f"FORGE_{k.upper()}" not in os.environ}
         values.update(overrides)

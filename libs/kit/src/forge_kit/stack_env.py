@@ -54,6 +54,35 @@ class StackSettings(BaseSettings):
     s3_access_key: str = "forge"
     s3_secret_key: SecretStr = SecretStr("")
     s3_region: str = "us-east-1"
+    gateway_url: str = "http://127.0.0.1:18000"
+    """The API gateway (forge_cli.gateway): `<gateway_url>/api/<service>/...`, with a bearer token."""
+    # Identity (forge_cli.identity; docs/identity.md): Keycloak's realm `forge`, federating OpenLDAP.
+    keycloak_url: str = "http://127.0.0.1:18080"
+    oidc_issuer: str = "http://127.0.0.1:18080/realms/forge"
+    oidc_audience: str = "forge"
+    keycloak_admin_user: str = "admin"
+    keycloak_admin_password: SecretStr = SecretStr("")
+    cli_client_id: str = "forge-cli"
+    console_client_id: str = "forge-console"
+    dataset_client_secret: SecretStr = SecretStr("")
+    labeling_client_secret: SecretStr = SecretStr("")
+    training_client_secret: SecretStr = SecretStr("")
+    registry_client_secret: SecretStr = SecretStr("")
+    scheduler_client_secret: SecretStr = SecretStr("")
+    delivery_client_secret: SecretStr = SecretStr("")
+    ldap_url: str = "ldap://127.0.0.1:18389"
+    ldap_base_dn: str = "dc=forge,dc=local"
+    ldap_admin_dn: str = "cn=admin,dc=forge,dc=local"
+    ldap_admin_password: SecretStr = SecretStr("")
+    demo_user: str = "demo"
+    demo_password: SecretStr = SecretStr("")
+
+    def service_client(self, service: str) -> tuple[str, SecretStr]:
+        """A service's OAuth client in the realm: its id (`forge-<service>`) and secret."""
+        if service not in SERVICES:
+            raise LookupError(f"unknown service {service!r}")
+        secret: SecretStr = getattr(self, f"{service}_client_secret")
+        return f"forge-{service}", secret
 
     def pg_admin_dsn(self, database: str = "postgres") -> str:
         """A DSN for the stack's superuser, for tooling and tests (never for a service)."""
@@ -63,13 +92,14 @@ class StackSettings(BaseSettings):
     def service_dsn(self, service: str) -> str:
         """The DSN of a service's own database, with its own login role (read from the env file)."""
         key = f"FORGE_{service.upper()}_DATABASE_URL"
-        value = os.environ.get(key) or _read_env_file(env_file_path()).get(key)
+        value = os.environ.get(key) or read_env_file(env_file_path()).get(key)
         if not value:
             raise LookupError(f"{key} is not set: is the stack up (`forge stack up`)?")
         return value
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """The KEY=value lines of an env file (empty when there is none)."""
     if not path.exists():
         return {}
     values: dict[str, str] = {}

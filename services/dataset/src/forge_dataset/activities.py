@@ -17,6 +17,7 @@ from forge_contracts.activities.dataset import (
     PublishDerivedVersion,
     ResolvedVersion,
 )
+from forge_kit.auth import Principal
 from forge_kit.errors import ForgeError
 from forge_kit.temporal import idempotency_key
 from temporalio import activity
@@ -40,7 +41,7 @@ class DatasetActivities:
     @activity.defn(name=RESOLVE_VERSION)
     async def resolve_version(self, ref: DatasetVersionRef) -> ResolvedVersion:
         """The manifest of a published (or deprecated) version: its files, their keys and checksums."""
-        caller = service.Caller(ref.tenant_id)
+        caller = Principal.of_service("dataset", ref.tenant_id)
         try:
             owner, found, files = await service.published_version(
                 self.deps, caller, ref.dataset_id, ref.version_id
@@ -56,7 +57,7 @@ class DatasetActivities:
         try:
             created = await service.publish_derived_version(self.deps, request, key)
             owner, found, files = await service.published_version(
-                self.deps, service.Caller(request.tenant_id), created.dataset_id, created.id
+                self.deps, Principal.of_service("dataset", request.tenant_id), created.dataset_id, created.id
             )
         except ForgeError as error:
             raise _non_retryable(error) from error

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
+from forge_kit.auth import Principal, allow
+from forge_kit.policy import Action
 
 from forge_dataset import service
 from forge_dataset.domain import Modality
@@ -23,8 +25,6 @@ from forge_dataset.schemas import (
 )
 from forge_dataset.tables import DatasetVersion, VersionFile
 
-TENANT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
@@ -33,15 +33,9 @@ def _deps(request: Request) -> service.Deps:
     return deps
 
 
-def _caller(
-    tenant: Annotated[str, Header(alias="x-forge-tenant", pattern=TENANT_PATTERN)],
-    user: Annotated[str | None, Header(alias="x-forge-user", min_length=1, max_length=256)] = None,
-) -> service.Caller:
-    return service.Caller(tenant=tenant, user=user)
-
-
+CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
+CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
 Deps = Annotated[service.Deps, Depends(_deps)]
-Caller = Annotated[service.Caller, Depends(_caller)]
 FileName = Annotated[str, Path(pattern=FILE_NAME_PATTERN, description="A `.jsonl` file name.")]
 
 
@@ -58,39 +52,44 @@ def _version_view(
 
 
 @router.post("", status_code=201)
-async def create_dataset(body: DatasetCreate, deps: Deps, caller: Caller) -> DatasetView:
+async def create_dataset(body: DatasetCreate, deps: Deps, caller: CanDatasetWrite) -> DatasetView:
     return DatasetView.model_validate(await service.create_dataset(deps, caller, body), from_attributes=True)
 
 
 @router.get("")
-async def list_datasets(deps: Deps, caller: Caller) -> list[DatasetView]:
+async def list_datasets(deps: Deps, caller: CanDatasetRead) -> list[DatasetView]:
     return [DatasetView.model_validate(d, from_attributes=True) for d in await service.datasets(deps, caller)]
 
 
 @router.get("/{dataset_id}")
-async def get_dataset(dataset_id: str, deps: Deps, caller: Caller) -> DatasetView:
+async def get_dataset(dataset_id: str, deps: Deps, caller: CanDatasetRead) -> DatasetView:
     return DatasetView.model_validate(await service.dataset(deps, caller, dataset_id), from_attributes=True)
 
 
 @router.post("/{dataset_id}/versions", status_code=201)
-async def create_version(dataset_id: str, deps: Deps, caller: Caller) -> VersionView:
+async def create_version(dataset_id: str, deps: Deps, caller: CanDatasetWrite) -> VersionView:
     return _version_view(deps, await service.create_version(deps, caller, dataset_id))
 
 
 @router.get("/{dataset_id}/versions")
-async def list_versions(dataset_id: str, deps: Deps, caller: Caller) -> list[VersionView]:
+async def list_versions(dataset_id: str, deps: Deps, caller: CanDatasetRead) -> list[VersionView]:
     return [_version_view(deps, v) for v in await service.versions(deps, caller, dataset_id)]
 
 
 @router.get("/{dataset_id}/versions/{version_id}")
-async def get_version(dataset_id: str, version_id: str, deps: Deps, caller: Caller) -> VersionView:
+async def get_version(dataset_id: str, version_id: str, deps: Deps, caller: CanDatasetRead) -> VersionView:
     found, files = await service.version(deps, caller, dataset_id, version_id)
     return _version_view(deps, found, files)
 
 
 @router.put("/{dataset_id}/versions/{version_id}/files/{filename}")
 async def upload_file(
-    dataset_id: str, version_id: str, filename: FileName, request: Request, deps: Deps, caller: Caller
+    dataset_id: str,
+    version_id: str,
+    filename: FileName,
+    request: Request,
+    deps: Deps,
+    caller: CanDatasetWrite,
 ) -> FileView:
     """The request body is the JSONL file, streamed (any content type)."""
     uploaded = await service.upload_file(deps, caller, dataset_id, version_id, filename, request.stream())
@@ -98,7 +97,9 @@ async def upload_file(
 
 
 @router.post("/{dataset_id}/versions/{version_id}/publish")
-async def publish_version(dataset_id: str, version_id: str, deps: Deps, caller: Caller) -> VersionView:
+async def publish_version(
+    dataset_id: str, version_id: str, deps: Deps, caller: CanDatasetWrite
+) -> VersionView:
     await service.publish_version(deps, caller, dataset_id, version_id)
     found, files = await service.version(deps, caller, dataset_id, version_id)
     return _version_view(deps, found, files)
@@ -106,7 +107,7 @@ async def publish_version(dataset_id: str, version_id: str, deps: Deps, caller: 
 
 @router.post("/{dataset_id}/versions/{version_id}/split", status_code=201)
 async def split_version(
-    dataset_id: str, version_id: str, body: SplitRequest, deps: Deps, caller: Caller
+    dataset_id: str, version_id: str, body: SplitRequest, deps: Deps, caller: CanDatasetWrite
 ) -> TaskView:
     """Runs the split task inline; the task (with its output version) is returned when it finished."""
     done = await service.split_version(deps, caller, dataset_id, version_id, body)
@@ -114,14 +115,14 @@ async def split_version(
 
 
 @router.get("/{dataset_id}/tasks/{task_id}")
-async def get_task(dataset_id: str, task_id: str, deps: Deps, caller: Caller) -> TaskView:
+async def get_task(dataset_id: str, task_id: str, deps: Deps, caller: CanDatasetRead) -> TaskView:
     return TaskView.model_validate(
         await service.task(deps, caller, dataset_id, task_id), from_attributes=True
     )
 
 
 @router.get("/{dataset_id}/versions/{version_id}/lineage")
-async def get_lineage(dataset_id: str, version_id: str, deps: Deps, caller: Caller) -> LineageView:
+async def get_lineage(dataset_id: str, version_id: str, deps: Deps, caller: CanDatasetRead) -> LineageView:
     chain = await service.lineage(deps, caller, dataset_id, version_id)
     return LineageView(
         version_id=version_id, chain=[LineageStep.model_validate(v, from_attributes=True) for v in chain]
@@ -133,7 +134,7 @@ async def preview_version(
     dataset_id: str,
     version_id: str,
     deps: Deps,
-    caller: Caller,
+    caller: CanDatasetRead,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> PreviewView:
     owner, found, files, records = await service.preview(deps, caller, dataset_id, version_id, limit)
@@ -156,7 +157,7 @@ async def change_version_state(
     version_id: str,
     transition: Annotated[Literal["deprecate", "restore", "archive", "discard", "revise"], Path()],
     deps: Deps,
-    caller: Caller,
+    caller: CanDatasetWrite,
     body: VersionStateChange | None = None,
 ) -> VersionView:
     """Deprecate, restore (roll back to a deprecated version), archive, discard, or revise (reopen an

@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from forge_kit.types import FiniteFloat, Line, NonBlankText, NonNegativeInt64, Text
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forge_dataset.domain import SPLIT_NAMES, Modality, Secrecy
@@ -15,11 +16,11 @@ class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
-    description: str = Field(default="", max_length=4000)
+    description: Text = Field(default="", max_length=4000)
     modality: Modality
     secrecy: Secrecy = Field(description="Classification: public, internal, confidential or secret.")
-    licence: str = Field(min_length=1, max_length=200, description="e.g. `CC-BY-4.0`, `proprietary`.")
-    source: str = Field(min_length=1, max_length=1000, description="Where the data comes from.")
+    licence: Line = Field(min_length=1, max_length=200, description="e.g. `CC-BY-4.0`, `proprietary`.")
+    source: Text = Field(min_length=1, max_length=1000, description="Where the data comes from.")
     schema_hint: dict[str, Any] | None = Field(
         default=None, description="Optional description of a record's fields, e.g. a JSON Schema."
     )
@@ -77,11 +78,11 @@ class VersionView(BaseModel):
 class SplitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ratios: dict[str, float] = Field(
+    ratios: dict[str, FiniteFloat] = Field(
         description="Fractions for `train`, `validation` and `test`, each in [0, 1], summing to 1."
     )
-    seed: int = Field(ge=0, le=2**63 - 1, description="The same seed gives the same split.")
-    stratify_by: str | None = Field(
+    seed: NonNegativeInt64 = Field(description="The same seed gives the same split.")
+    stratify_by: Line | None = Field(
         default=None, min_length=1, max_length=200, description="Keep this field's proportions per split."
     )
 
@@ -106,9 +107,11 @@ class SplitRequest(BaseModel):
 class VersionStateChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, min_length=1, max_length=4000, pattern=r"\S")
-    replaced_by_version_id: str | None = Field(
-        default=None, description="For `deprecate`: the version to use instead (same dataset)."
+    reason: NonBlankText | None = Field(default=None, min_length=1, max_length=4000)
+    replaced_by_version_id: Line | None = Field(
+        default=None,
+        max_length=200,
+        description="For `deprecate`: the version to use instead (same dataset).",
     )
 
 

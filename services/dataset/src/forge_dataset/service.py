@@ -19,6 +19,7 @@ from forge_contracts.events import EVENT_TYPES
 from forge_contracts.events.dataset import DatasetTaskCreated, DatasetVersionCreated
 from forge_contracts.state_machines import MACHINES, StateMachine
 from forge_kit import outbox
+from forge_kit.auth import Principal
 from forge_kit.db import Database
 from forge_kit.errors import Conflict, ForgeError, NotFound
 from sqlalchemy.exc import IntegrityError
@@ -47,12 +48,6 @@ class Deps:
     db: Database
     store: ObjectStore
     inline_task_max_bytes: int
-
-
-@dataclass(frozen=True)
-class Caller:
-    tenant: str
-    user: str | None = None
 
 
 def _now() -> datetime:
@@ -116,8 +111,10 @@ async def _move_task(
 # --- reads ------------------------------------------------------------------------------------------
 
 
-async def _dataset(session: AsyncSession, caller: Caller, dataset_id: str, *, lock: bool = False) -> Dataset:
-    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == caller.tenant)
+async def _dataset(
+    session: AsyncSession, caller: Principal, dataset_id: str, *, lock: bool = False
+) -> Dataset:
+    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == caller.tenant_id)
     if lock:
         query = query.with_for_update()
     found = (await session.exec(query)).first()
@@ -127,12 +124,12 @@ async def _dataset(session: AsyncSession, caller: Caller, dataset_id: str, *, lo
 
 
 async def _version(
-    session: AsyncSession, caller: Caller, dataset_id: str, version_id: str, *, lock: bool = False
+    session: AsyncSession, caller: Principal, dataset_id: str, version_id: str, *, lock: bool = False
 ) -> DatasetVersion:
     query = select(DatasetVersion).where(
         DatasetVersion.id == version_id,
         DatasetVersion.dataset_id == dataset_id,
-        DatasetVersion.tenant == caller.tenant,
+        DatasetVersion.tenant == caller.tenant_id,
     )
     if lock:
         query = query.with_for_update()
@@ -147,37 +144,37 @@ async def _files(session: AsyncSession, version_id: str) -> list[VersionFile]:
     return list((await session.exec(query)).all())
 
 
-async def datasets(deps: Deps, caller: Caller) -> list[Dataset]:
+async def datasets(deps: Deps, caller: Principal) -> list[Dataset]:
     async with deps.db.session() as session:
-        query = select(Dataset).where(Dataset.tenant == caller.tenant).order_by(col(Dataset.id))
+        query = select(Dataset).where(Dataset.tenant == caller.tenant_id).order_by(col(Dataset.id))
         return list((await session.exec(query)).all())
 
 
-async def dataset(deps: Deps, caller: Caller, dataset_id: str) -> Dataset:
+async def dataset(deps: Deps, caller: Principal, dataset_id: str) -> Dataset:
     async with deps.db.session() as session:
         return await _dataset(session, caller, dataset_id)
 
 
-async def versions(deps: Deps, caller: Caller, dataset_id: str) -> list[DatasetVersion]:
+async def versions(deps: Deps, caller: Principal, dataset_id: str) -> list[DatasetVersion]:
     async with deps.db.session() as session:
         await _dataset(session, caller, dataset_id)
         query = (
             select(DatasetVersion)
-            .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.tenant == caller.tenant)
+            .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.tenant == caller.tenant_id)
             .order_by(col(DatasetVersion.number))
         )
         return list((await session.exec(query)).all())
 
 
 async def version(
-    deps: Deps, caller: Caller, dataset_id: str, version_id: str
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str
 ) -> tuple[DatasetVersion, list[VersionFile]]:
     async with deps.db.session() as session:
         found = await _version(session, caller, dataset_id, version_id)
         return found, await _files(session, version_id)
 
 
-async def lineage(deps: Deps, caller: Caller, dataset_id: str, version_id: str) -> list[DatasetVersion]:
+async def lineage(deps: Deps, caller: Principal, dataset_id: str, version_id: str) -> list[DatasetVersion]:
     """The version, then its parent, and so on back to the version with no parent (the raw data)."""
     async with deps.db.session() as session:
         current: DatasetVersion | None = await _version(session, caller, dataset_id, version_id)
@@ -187,18 +184,18 @@ async def lineage(deps: Deps, caller: Caller, dataset_id: str, version_id: str) 
             if current.parent_version_id is None:
                 break
             query = select(DatasetVersion).where(
-                DatasetVersion.id == current.parent_version_id, DatasetVersion.tenant == caller.tenant
+                DatasetVersion.id == current.parent_version_id, DatasetVersion.tenant == caller.tenant_id
             )
             current = (await session.exec(query)).first()
         return chain
 
 
-async def task(deps: Deps, caller: Caller, dataset_id: str, task_id: str) -> DatasetTask:
+async def task(deps: Deps, caller: Principal, dataset_id: str, task_id: str) -> DatasetTask:
     async with deps.db.session() as session:
         query = select(DatasetTask).where(
             DatasetTask.id == task_id,
             DatasetTask.dataset_id == dataset_id,
-            DatasetTask.tenant == caller.tenant,
+            DatasetTask.tenant == caller.tenant_id,
         )
         found = (await session.exec(query)).first()
     if found is None:
@@ -207,7 +204,7 @@ async def task(deps: Deps, caller: Caller, dataset_id: str, task_id: str) -> Dat
 
 
 async def preview(
-    deps: Deps, caller: Caller, dataset_id: str, version_id: str, limit: int
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str, limit: int
 ) -> tuple[Dataset, DatasetVersion, list[VersionFile], list[dict[str, Any]]]:
     """The first `limit` records of a text version, in file-name order; none for other modalities."""
     async with deps.db.session() as session:
@@ -235,10 +232,10 @@ async def preview(
 # --- datasets and versions --------------------------------------------------------------------------
 
 
-async def create_dataset(deps: Deps, caller: Caller, body: DatasetCreate) -> Dataset:
+async def create_dataset(deps: Deps, caller: Principal, body: DatasetCreate) -> Dataset:
     created = Dataset(
         id=uuid7(),
-        tenant=caller.tenant,
+        tenant=caller.tenant_id,
         name=body.name,
         description=body.description,
         modality=body.modality.value,
@@ -246,7 +243,7 @@ async def create_dataset(deps: Deps, caller: Caller, body: DatasetCreate) -> Dat
         licence=body.licence,
         source=body.source,
         schema_hint=body.schema_hint,
-        created_by=caller.user,
+        created_by=caller.actor,
     )
     try:
         async with deps.db.transaction() as session:
@@ -300,10 +297,10 @@ async def _new_version(
     return created
 
 
-async def create_version(deps: Deps, caller: Caller, dataset_id: str) -> DatasetVersion:
+async def create_version(deps: Deps, caller: Principal, dataset_id: str) -> DatasetVersion:
     async with deps.db.transaction() as session:
         owner = await _dataset(session, caller, dataset_id, lock=True)
-        return await _new_version(session, owner, caller.user, source="upload")
+        return await _new_version(session, owner, caller.actor, source="upload")
 
 
 def _check_can_upload(found: DatasetVersion) -> None:
@@ -312,14 +309,14 @@ def _check_can_upload(found: DatasetVersion) -> None:
 
 
 async def upload_file(
-    deps: Deps, caller: Caller, dataset_id: str, version_id: str, name: str, body: AsyncIterable[bytes]
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str, name: str, body: AsyncIterable[bytes]
 ) -> VersionFile:
     """Stream one JSONL file into the version: validated line by line as it arrives, multipart-uploaded
     to staging, then copied to its content-addressed key. A bad line aborts the upload (422)."""
     async with deps.db.session() as session:
         _check_can_upload(await _version(session, caller, dataset_id, version_id))
     scanner = domain.JsonlScanner(name)
-    staging_key = domain.staging_prefix(caller.tenant, version_id) + uuid7()
+    staging_key = domain.staging_prefix(caller.tenant_id, version_id) + uuid7()
 
     async def scan(part: bytes) -> None:
         await asyncio.to_thread(scanner.feed, part)
@@ -331,7 +328,7 @@ async def upload_file(
         await deps.store.write_stream(staging_key, body, on_part=scan, on_end=finish)
     except domain.InvalidRecords as error:
         raise Unprocessable(str(error)) from None
-    key = domain.blob_key(caller.tenant, scanner.sha256)
+    key = domain.blob_key(caller.tenant_id, scanner.sha256)
     try:
         if await deps.store.size(key) != scanner.size_bytes:
             await deps.store.copy(staging_key, key, scanner.size_bytes)
@@ -341,8 +338,8 @@ async def upload_file(
         found = await _version(session, caller, dataset_id, version_id, lock=True)
         _check_can_upload(found)
         if found.state == "draft":
-            staging_uri = deps.store.uri(domain.staging_prefix(caller.tenant, version_id))
-            await _move_version(session, found, "start_upload", caller.user, staging_uri=staging_uri)
+            staging_uri = deps.store.uri(domain.staging_prefix(caller.tenant_id, version_id))
+            await _move_version(session, found, "start_upload", caller.actor, staging_uri=staging_uri)
         file = await session.get(VersionFile, (version_id, name))
         file = file or VersionFile(
             version_id=version_id, name=name, object_key=key, sha256="", size_bytes=0, record_count=0
@@ -367,7 +364,7 @@ def _manifest_files(files: Sequence[VersionFile]) -> list[ManifestFile]:
     ]
 
 
-async def publish_version(deps: Deps, caller: Caller, dataset_id: str, version_id: str) -> DatasetVersion:
+async def publish_version(deps: Deps, caller: Principal, dataset_id: str, version_id: str) -> DatasetVersion:
     """Validate and publish an uploaded version: from then on immutable, addressed by its manifest's
     sha256. A version left `validating` (a crash between the steps) can be published again."""
     async with deps.db.transaction() as session:
@@ -378,7 +375,7 @@ async def publish_version(deps: Deps, caller: Caller, dataset_id: str, version_i
                 session,
                 found,
                 "validate",
-                caller.user,
+                caller.actor,
                 file_count=len(files),
                 size_bytes=sum(f.size_bytes for f in files),
             )
@@ -393,14 +390,14 @@ async def publish_version(deps: Deps, caller: Caller, dataset_id: str, version_i
         async with deps.db.transaction() as session:
             found = await _version(session, caller, dataset_id, version_id, lock=True)
             found.errors = errors
-            await _move_version(session, found, "reject", caller.user, errors=errors)
+            await _move_version(session, found, "reject", caller.actor, errors=errors)
         raise Unprocessable("the version failed validation: " + "; ".join(errors))
     content = domain.manifest(_manifest_files(files))
     digest = domain.sha256_hex(content)
-    await deps.store.put(domain.manifest_key(caller.tenant, digest), content)
+    await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
     async with deps.db.transaction() as session:
         found = await _version(session, caller, dataset_id, version_id, lock=True)
-        await _publish(session, deps.store, found, files, digest, caller.user)
+        await _publish(session, deps.store, found, files, digest, caller.actor)
     return found
 
 
@@ -410,7 +407,7 @@ LIFECYCLE = ("deprecate", "restore", "archive", "discard", "revise")
 
 async def change_version_state(
     deps: Deps,
-    caller: Caller,
+    caller: Principal,
     dataset_id: str,
     version_id: str,
     transition: str,
@@ -426,7 +423,7 @@ async def change_version_state(
         found = await _version(session, caller, dataset_id, version_id, lock=True)
         if replaced_by_version_id is not None:
             await _version(session, caller, dataset_id, replaced_by_version_id)
-        await _move_version(session, found, transition, caller.user, **extra)
+        await _move_version(session, found, transition, caller.actor, **extra)
         if transition == "revise":
             found.errors = []
     return found
@@ -501,7 +498,7 @@ async def _create_published_version(
 
 
 async def split_version(
-    deps: Deps, caller: Caller, dataset_id: str, version_id: str, request: SplitRequest
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str, request: SplitRequest
 ) -> DatasetTask:
     """Split a published version into train/validation/test: a dataset task, run inline, whose output
     is a new published version with lineage to the source."""
@@ -521,34 +518,34 @@ async def split_version(
         await _dataset(session, caller, dataset_id)
         created = DatasetTask(
             id=uuid7(),
-            tenant=caller.tenant,
+            tenant=caller.tenant_id,
             dataset_id=dataset_id,
             kind="split",
             input_version_id=version_id,
             parameters=parameters,
-            created_by=caller.user,
+            created_by=caller.actor,
         )
         session.add(created)
         await _emit(
             session,
             created,
             DatasetTaskCreated.event_type,
-            tenant_id=caller.tenant,
+            tenant_id=caller.tenant_id,
             occurred_at=_now(),
-            actor=caller.user,
+            actor=caller.actor,
             task_id=created.id,
             dataset_id=dataset_id,
             kind="split",
             input_version_id=version_id,
             parameters=parameters,
         )
-        await _move_task(session, created, "enqueue", caller.user)
+        await _move_task(session, created, "enqueue", caller.actor)
     await _task_step(deps, created.id, "start", progress=0.0)
     try:
         outputs, stats = await _run_split(deps, caller, created.id, files, request)
         content = domain.manifest(outputs)
         digest = domain.sha256_hex(content)
-        await deps.store.put(domain.manifest_key(caller.tenant, digest), content)
+        await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
         async with deps.db.transaction() as session:
             owner = await _dataset(session, caller, dataset_id, lock=True)
             output = await _create_published_version(
@@ -557,7 +554,7 @@ async def split_version(
                 owner,
                 outputs,
                 digest,
-                caller.user,
+                caller.actor,
                 parent_version_id=version_id,
                 operation="split",
                 parameters=parameters,
@@ -605,7 +602,7 @@ async def _progress(deps: Deps, task_id: str, progress: float) -> None:
 
 
 async def _run_split(
-    deps: Deps, caller: Caller, task_id: str, files: Sequence[VersionFile], request: SplitRequest
+    deps: Deps, caller: Principal, task_id: str, files: Sequence[VersionFile], request: SplitRequest
 ) -> tuple[list[ManifestFile], dict[str, int]]:
     lines: list[bytes] = []
     for number, file in enumerate(files, start=1):
@@ -618,7 +615,7 @@ async def _run_split(
     for name in domain.SPLIT_NAMES:
         data = domain.jsonl(parts[name])
         digest = domain.sha256_hex(data)
-        key = domain.blob_key(caller.tenant, digest)
+        key = domain.blob_key(caller.tenant_id, digest)
         if await deps.store.size(key) != len(data):
             await deps.store.put(key, data)
         outputs.append(
@@ -639,7 +636,7 @@ async def _run_split(
 
 
 async def published_version(
-    deps: Deps, caller: Caller, dataset_id: str, version_id: str
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str
 ) -> tuple[Dataset, DatasetVersion, list[VersionFile]]:
     """A readable (published or deprecated) version, for consumers such as training."""
     async with deps.db.session() as session:
@@ -661,27 +658,29 @@ async def publish_derived_version(
 ) -> DatasetVersion:
     """Create and publish a version from JSONL files already in object storage (each validated and
     copied to its content-addressed key). Idempotent by `request_key`: a repeat returns the same version."""
-    caller = Caller(request.tenant_id, request.actor)
+    caller = Principal.of_service("dataset", request.tenant_id, on_behalf_of=request.actor)
     async with deps.db.session() as session:
-        if (done := await _by_request_key(session, caller.tenant, request_key)) is not None:
+        if (done := await _by_request_key(session, caller.tenant_id, request_key)) is not None:
             return done
         await _dataset(session, caller, request.dataset_id)
         if request.parent_version_id is not None:
             query = select(DatasetVersion).where(
-                DatasetVersion.id == request.parent_version_id, DatasetVersion.tenant == caller.tenant
+                DatasetVersion.id == request.parent_version_id, DatasetVersion.tenant == caller.tenant_id
             )
             if (await session.exec(query)).first() is None:
                 raise NotFound(f"parent version {request.parent_version_id!r} does not exist")
     if len({f.name for f in request.files}) != len(request.files):
         raise Unprocessable("two files have the same name")
-    outputs = [await _import_file(deps, caller.tenant, f.name, f.object_key, f.bucket) for f in request.files]
+    outputs = [
+        await _import_file(deps, caller.tenant_id, f.name, f.object_key, f.bucket) for f in request.files
+    ]
     content = domain.manifest(outputs)
     digest = domain.sha256_hex(content)
-    await deps.store.put(domain.manifest_key(caller.tenant, digest), content)
+    await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
     try:
         async with deps.db.transaction() as session:
             owner = await _dataset(session, caller, request.dataset_id, lock=True)
-            if (done := await _by_request_key(session, caller.tenant, request_key)) is not None:
+            if (done := await _by_request_key(session, caller.tenant_id, request_key)) is not None:
                 return done
             return await _create_published_version(
                 session,
@@ -689,7 +688,7 @@ async def publish_derived_version(
                 owner,
                 outputs,
                 digest,
-                caller.user,
+                caller.actor,
                 parent_version_id=request.parent_version_id,
                 operation=request.operation,
                 parameters=request.parameters,
@@ -697,7 +696,7 @@ async def publish_derived_version(
             )
     except IntegrityError:  # a concurrent attempt with the same key won
         async with deps.db.session() as session:
-            done = await _by_request_key(session, caller.tenant, request_key)
+            done = await _by_request_key(session, caller.tenant_id, request_key)
         if done is None:
             raise
         return done

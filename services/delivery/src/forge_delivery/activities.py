@@ -9,7 +9,7 @@ from forge_contracts.activities.delivery import (
     DeliveryResult,
 )
 from forge_contracts.events.delivery import BundleFile
-from forge_kit.errors import ForgeError
+from forge_kit.errors import ForgeError, Unavailable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -41,22 +41,30 @@ class DeliveryActivities:
 
     @activity.defn(name=DELIVER_MODEL)
     async def deliver_model(self, request: DeliverModel) -> DeliveryResult:
-        """Create (or find, by model version + request key) the order and run it to its end."""
+        """Create (or find, by model version + request key) the order and run it to its end. The registry
+        is asked first, like for the HTTP API: a version that is not released (409) or not in the tenant
+        (404) fails the activity for good; the source is the version's artifact, whatever `source_uri`
+        the caller still sends."""
         key = f"{request.model_version_id}:{request.request_key or activity.info().workflow_id}"
         order_request = CreateDeliveryOrder.model_validate(
-            request.model_dump(exclude={"tenant_id", "actor", "request_key"})
+            request.model_dump(exclude={"tenant_id", "actor", "request_key", "source_uri"})
         )
         try:
             order, _ = await service.create_order(
                 self.ctx.db,
                 self.ctx.settings,
+                self.ctx.registry,
                 tenant=request.tenant_id,
                 actor=request.actor,
                 request=order_request,
                 idempotency_key=key,
             )
+        except Unavailable as error:
+            raise ApplicationError(error.detail, type=type(error).__name__) from error  # retried
         except ForgeError as error:
-            raise ApplicationError(error.detail, type=type(error).__name__, non_retryable=True) from error
+            raise ApplicationError(
+                error.detail, {"status": error.status}, type=type(error).__name__, non_retryable=True
+            ) from error
         if not is_finished(order):
             order = await run_order(self.ctx, order.id, report=activity.heartbeat)
         if not is_finished(order):

@@ -12,15 +12,18 @@ from forge_delivery import api
 from forge_delivery.activities import DeliveryActivities
 from forge_delivery.runtime import DeliveryRuntime
 from forge_delivery.settings import DeliverySettings
+from forge_delivery.workflows import CheckVersionWorkflow
 
 SERVICE = "delivery"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def build_runtime(settings: ServiceSettings) -> DeliveryRuntime:
-    """The service with its activities registered (HTTP routes are added by `create_app`)."""
+    """The service with its workflow and activities registered (HTTP routes are added by `create_app`)."""
     runtime = DeliveryRuntime(DeliverySettings.of(settings), migrations=MIGRATIONS)
-    runtime.register(activities=[DeliveryActivities(runtime.context).deliver_model])
+    runtime.register(
+        workflows=[CheckVersionWorkflow], activities=[DeliveryActivities(runtime.context).deliver_model]
+    )
     return runtime
 
 

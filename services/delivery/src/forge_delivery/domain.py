@@ -94,10 +94,9 @@ def select_source_files(source_uri: str, available: Mapping[str, int]) -> list[s
     if not any(name in available for name in TOKENIZER_VOCABULARIES):
         missing.append(" or ".join(TOKENIZER_VOCABULARIES))
     if missing:
-        raise MissingSourceFiles(
-            f"source {source_uri} is missing required file(s): {', '.join(missing)} "
-            f"(found: {', '.join(sorted(available)) or 'nothing'})"
-        )
+        # Only what is missing: the error is shown to the caller, what else is stored there is not theirs
+        # to list.
+        raise MissingSourceFiles(f"source {source_uri} is missing required file(s): {', '.join(missing)}")
     known = {*CONFIG_FILES, *TOKENIZER_FILES, WEIGHTS_INDEX}
     return sorted(name for name in available if name in known or name.endswith(".safetensors"))
 

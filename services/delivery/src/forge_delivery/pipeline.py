@@ -23,6 +23,7 @@ from forge_contracts.events.delivery import BundleFile
 from forge_contracts.state_machines import IllegalTransition
 from forge_kit import observability
 from forge_kit.db import Database
+from forge_kit.errors import ForgeError
 
 from forge_delivery import service, storage
 from forge_delivery.domain import (
@@ -43,6 +44,7 @@ from forge_delivery.domain import (
     render_model_card,
     select_source_files,
 )
+from forge_delivery.registry import Registry
 from forge_delivery.service import OrderInterrupted
 from forge_delivery.settings import DeliverySettings
 from forge_delivery.tables import DeliveryOrder
@@ -52,11 +54,12 @@ ProgressCallback = Callable[[dict[str, object]], None]
 
 @dataclass
 class OrderContext:
-    """What running an order needs: the database, the settings and an S3 session."""
+    """What running an order needs: the database, the settings, an S3 session and the registry."""
 
     db: Database
     settings: DeliverySettings
     s3_session: aioboto3.Session
+    registry: Registry
 
     def s3(self) -> Any:
         """An async S3 client context manager."""
@@ -67,6 +70,8 @@ def describe(error: BaseException) -> str:
     """An error message for the user (the order's `error`)."""
     if isinstance(error, MissingSourceFiles):
         return str(error)
+    if isinstance(error, ForgeError):
+        return error.detail
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         operation = getattr(error, "operation_name", "request")
@@ -247,6 +252,17 @@ async def _clean_up(ctx: OrderContext, order_id: str) -> None:
         log.exception("delivery.cleanup_failed", error=repr(error))
 
 
+async def _still_deliverable(ctx: OrderContext, order: DeliveryOrder) -> None:
+    """Ask the registry again before packing: the version may have been deprecated or archived since the
+    order was created (NotDeliverable or NotFound then fail the order with the registry's reason)."""
+    version = await ctx.registry.deliverable(order.tenant_id, order.model_version_id, order.created_by)
+    if version.artifact_uri != order.source_uri:
+        raise ValueError(
+            f"model version {order.model_version_id}'s artifact is now {version.artifact_uri}, "
+            f"not {order.source_uri} as when the order was created"
+        )
+
+
 async def run_order(
     ctx: OrderContext, order_id: str, report: ProgressCallback | None = None
 ) -> DeliveryOrder:
@@ -255,6 +271,7 @@ async def run_order(
     try:
         order = await service.order_by_id(ctx.db, order_id)
         if order.state == "created":
+            await _still_deliverable(ctx, order)
             order = await service.start_packaging(ctx.db, order_id)
         if order.state == "packaging":
             files = await _pack(ctx, order, report)

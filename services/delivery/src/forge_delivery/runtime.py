@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from forge_kit.runtime import ServiceRuntime
 
 from forge_delivery.pipeline import OrderContext, OrderRunner
+from forge_delivery.registry import Registry
 from forge_delivery.settings import DeliverySettings
 
 
@@ -20,7 +21,8 @@ class DeliveryRuntime(ServiceRuntime):
     def __init__(self, settings: DeliverySettings, *, migrations: Path, run_relay: bool = True) -> None:
         super().__init__(settings, migrations=migrations, run_relay=run_relay)
         self.delivery_settings = settings
-        self.context = OrderContext(self.db, settings, aioboto3.Session())
+        self.registry = Registry(settings, lambda: self.temporal, self.task_queue)
+        self.context = OrderContext(self.db, settings, aioboto3.Session(), self.registry)
         self.runner = OrderRunner(self.context)
 
     @asynccontextmanager

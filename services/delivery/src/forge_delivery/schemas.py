@@ -6,15 +6,35 @@ from datetime import datetime
 from typing import Literal
 
 from forge_contracts.activities.delivery import MODEL_NAME_PATTERN, InferenceConfig, ModelCardInfo
-from forge_contracts.events.base import Id, S3Uri, Text
+from forge_contracts.events.base import Id, Text
 from forge_contracts.events.delivery import BundleFile
+from forge_kit.types import FiniteFloat, PositiveInt32
 from pydantic import BaseModel, ConfigDict, Field
 
 from forge_delivery.tables import DeliveryOrder
 
 
+class ModelCard(ModelCardInfo):
+    """What the generated model card (README.md) says about the model; metrics are finite JSON numbers."""
+
+    metrics: dict[str, FiniteFloat] = Field(default_factory=dict, description="Evaluation metrics by name.")
+
+
+class Inference(InferenceConfig):
+    """How the inference platform should run the model (`inference_config.yaml`); JSON numbers only."""
+
+    max_new_tokens: PositiveInt32 = Field(default=256, le=131072, description="Generation length limit.")
+    temperature: FiniteFloat = Field(
+        default=0.7, ge=0.0, le=5.0, description="Sampling temperature (0: greedy)."
+    )
+    top_p: FiniteFloat = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling.")
+
+
 class CreateDeliveryOrder(BaseModel):
-    """Deliver one model version: pack its merged model directory into a bundle and publish it."""
+    """Deliver one released model version: pack its merged model directory into a bundle and publish it.
+
+    The version is named by id; the registry says where its files are and whether it may be delivered
+    (never the caller: there is no source location in the request)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -22,10 +42,6 @@ class CreateDeliveryOrder(BaseModel):
             "examples": [
                 {
                     "model_version_id": "01956a80-5555-7666-8777-888899990000",
-                    "model_id": "01956a70-0000-7000-8000-0000000000b1",
-                    "model_name": "qwen-support",
-                    "model_version": 7,
-                    "source_uri": "s3://forge-models/acme/qwen-support/7/merged/",
                     "card": {
                         "description": "Support assistant tuned from Qwen2.5-7B.",
                         "base_model": "Qwen/Qwen2.5-7B-Instruct",
@@ -44,13 +60,22 @@ class CreateDeliveryOrder(BaseModel):
         },
     )
 
-    model_version_id: Id = Field(description="The model version (registry) being delivered.")
-    model_id: Id = Field(description="The model (project).")
-    model_name: str = Field(pattern=MODEL_NAME_PATTERN, description="The model's name (a path segment).")
-    model_version: int = Field(ge=1, description="The version number.")
-    source_uri: S3Uri = Field(description="S3 prefix of the merged Hugging Face model directory.")
-    card: ModelCardInfo = Field(description="What the model card (README.md) says.")
-    inference: InferenceConfig = Field(default_factory=InferenceConfig, description="inference_config.yaml.")
+    model_version_id: Id = Field(
+        description="The model version (registry) being delivered: released, in the caller's tenant."
+    )
+    model_id: Id | None = Field(
+        default=None, description="The model project; from the registry (when given, it must match)."
+    )
+    model_name: str | None = Field(
+        default=None,
+        pattern=MODEL_NAME_PATTERN,
+        description="The bundle's model name (a path segment); default: the model project's name.",
+    )
+    model_version: PositiveInt32 | None = Field(
+        default=None, description="The version number; from the registry (when given, it must match)."
+    )
+    card: ModelCard = Field(description="What the model card (README.md) says.")
+    inference: Inference = Field(default_factory=Inference, description="inference_config.yaml.")
     deployment_id: Id | None = Field(default=None, description="The deployment config this order executes.")
     target: Literal["model_files"] = Field(default="model_files", description="How it is handed over.")
     format: Literal["safetensors"] = Field(default="safetensors", description="The weight format.")

@@ -3,9 +3,14 @@ through the `delivery_order` machine with exactly one event in the outbox."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from forge_contracts.activities.delivery import MODEL_NAME_PATTERN
+from forge_contracts.activities.registry import VersionDescription
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.delivery import (
     BundleFile,
@@ -20,12 +25,14 @@ from forge_contracts.events.delivery import (
 )
 from forge_kit import outbox
 from forge_kit.db import Database
-from forge_kit.errors import BadRequest, Conflict, NotFound
+from forge_kit.errors import BadRequest, Conflict, ForgeError, NotFound
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from forge_delivery.domain import ACTOR, MACHINE, bundle_location
+from forge_delivery.registry import Registry
 from forge_delivery.schemas import CreateDeliveryOrder
 from forge_delivery.settings import DeliverySettings
 from forge_delivery.tables import DeliveryOrder
@@ -84,21 +91,89 @@ async def _live_for_bundle(
     return (await session.exec(statement)).first()
 
 
+class Unprocessable(ForgeError):
+    """The request is well-formed but cannot be carried out as it stands (422)."""
+
+    status = 422
+    title = "Unprocessable content"
+
+
+def request_hash(request: CreateDeliveryOrder) -> str:
+    """A fingerprint of what the order asks for (defaults filled in, key order irrelevant)."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(existing: DeliveryOrder, fingerprint: str, key: str) -> DeliveryOrder:
+    """The order an idempotency key made, for a repeat of its request; another request is a 422."""
+    if existing.request_hash is not None and existing.request_hash != fingerprint:
+        raise Unprocessable(
+            f"idempotency key {key!r} was used for another request (delivery order {existing.id}); "
+            "send the same request again, or use a new key"
+        )
+    return existing
+
+
+def _model_name(request: CreateDeliveryOrder, version: VersionDescription) -> str:
+    if request.model_name is not None:
+        return request.model_name
+    if re.fullmatch(MODEL_NAME_PATTERN, version.project_name):
+        return version.project_name
+    raise Unprocessable(
+        f"model_name: the model project's name {version.project_name!r} cannot name a bundle folder; "
+        "give model_name (letters, digits, '.', '_' and '-')"
+    )
+
+
+def _check_against_registry(request: CreateDeliveryOrder, version: VersionDescription) -> None:
+    """What the caller says about the version must be what the registry says."""
+    if request.model_id is not None and request.model_id != version.project_id:
+        raise Unprocessable(
+            f"model_id: model version {version.version_id} belongs to model project {version.project_id}, "
+            f"not {request.model_id}"
+        )
+    if request.model_version is not None and request.model_version != version.version:
+        raise Unprocessable(
+            f"model_version: model version {version.version_id} is version {version.version}, "
+            f"not {request.model_version}"
+        )
+
+
+async def _lock_key(session: AsyncSession, tenant: str, key: str) -> None:
+    """Serialise the creates of one idempotency key (until the transaction ends): the second waits, then
+    finds the first's order."""
+    await session.exec(  # type: ignore[call-overload]
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        params={"key": f"delivery-order:{tenant}:{key}"},
+    )
+
+
 async def create_order(
     db: Database,
     settings: DeliverySettings,
+    registry: Registry,
     *,
     tenant: str,
     actor: str | None,
     request: CreateDeliveryOrder,
     idempotency_key: str | None = None,
 ) -> tuple[DeliveryOrder, bool]:
-    """Create an order (state `created`); returns it and whether it is new. With an idempotency key
-    already used by this tenant, returns that key's order instead."""
+    """Create an order (state `created`) for a version the registry says may be delivered; returns it and
+    whether it is new.
+
+    The registry is asked first: a version that does not exist in the tenant is NotFound (404), one that
+    is not released NotDeliverable (409); the bundle's source is the version's `artifact_uri` from the
+    registry. With an idempotency key this tenant used already, returns that key's order (however many
+    requests race with it), or 422 when the key came with another request.
+    """
+    fingerprint = request_hash(request)
     if idempotency_key is not None:
         async with db.session() as session:
             if (existing := await _by_key(session, tenant, idempotency_key)) is not None:
-                return existing, False
+                return _replay(existing, fingerprint, idempotency_key), False
+    version = await registry.deliverable(tenant, request.model_version_id, actor)
+    _check_against_registry(request, version)
+    name = _model_name(request, version)
     mirror = request.mirror_to_shared_dir
     if mirror is None:
         mirror = settings.delivery_shared_dir is not None
@@ -107,20 +182,21 @@ async def create_order(
             "mirror_to_shared_dir: this delivery service has no shared folder configured "
             "(FORGE_DELIVERY_SHARED_DIR)"
         )
-    bundle = bundle_location(settings.delivery_bucket, tenant, request.model_name, request.model_version)
+    bundle = bundle_location(settings.delivery_bucket, tenant, name, version.version)
     order = DeliveryOrder(
         id=uuid7(),
         tenant_id=tenant,
         idempotency_key=idempotency_key,
+        request_hash=fingerprint,
         created_by=actor,
-        model_version_id=request.model_version_id,
-        model_id=request.model_id,
-        model_name=request.model_name,
-        model_version=request.model_version,
+        model_version_id=version.version_id,
+        model_id=version.project_id,
+        model_name=name,
+        model_version=version.version,
         deployment_id=request.deployment_id,
         target=request.target,
         format=request.format,
-        source_uri=request.source_uri,
+        source_uri=version.artifact_uri,
         bundle_uri=bundle.uri,
         card=request.card.model_dump(mode="json"),
         inference=request.inference.model_dump(mode="json"),
@@ -128,10 +204,14 @@ async def create_order(
     )
     try:
         async with db.transaction() as session:
-            live = await _live_for_bundle(session, tenant, request.model_name, request.model_version)
+            if idempotency_key is not None:
+                await _lock_key(session, tenant, idempotency_key)
+                if (existing := await _by_key(session, tenant, idempotency_key)) is not None:
+                    return _replay(existing, fingerprint, idempotency_key), False
+            live = await _live_for_bundle(session, tenant, name, version.version)
             if live is not None:
                 raise Conflict(
-                    f"{request.model_name} version {request.model_version} already has delivery order "
+                    f"{name} version {version.version} already has delivery order "
                     f"{live.id} in state {live.state!r}; cancel it or wait for it to fail first"
                 )
             session.add(order)
@@ -144,14 +224,8 @@ async def create_order(
             )
             await _emit(session, order, created)
     except IntegrityError:
-        # A concurrent create won the race for the same key or bundle location.
-        if idempotency_key is not None:
-            async with db.session() as session:
-                if (existing := await _by_key(session, tenant, idempotency_key)) is not None:
-                    return existing, False
-        raise Conflict(
-            f"{request.model_name} version {request.model_version} already has a live delivery order"
-        ) from None
+        # A concurrent create (another key, or none) won the race for the same bundle location.
+        raise Conflict(f"{name} version {version.version} already has a live delivery order") from None
     return order, True
 
 

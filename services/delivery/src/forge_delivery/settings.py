@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from forge_contracts.activities.registry import TASK_QUEUE as REGISTRY_TASK_QUEUE
 from forge_kit.settings import ServiceSettings
 from pydantic import Field
 
 
 class DeliverySettings(ServiceSettings):
-    """`FORGE_DELIVERY_BUCKET` and `FORGE_DELIVERY_SHARED_DIR` on top of the kit's settings."""
+    """`FORGE_DELIVERY_BUCKET`, `FORGE_DELIVERY_SHARED_DIR` and where the registry listens, on top of the
+    kit's settings."""
 
     delivery_bucket: str = Field(
         default="forge-bundles",
@@ -19,6 +21,14 @@ class DeliverySettings(ServiceSettings):
     delivery_shared_dir: Path | None = Field(
         default=None,
         description="Shared folder (NFS/CephFS mount) bundles are mirrored to (DL-1); none: no mirror.",
+    )
+    registry_task_queue: str = Field(
+        default=REGISTRY_TASK_QUEUE,
+        min_length=1,
+        description="The registry's Temporal task queue (asked whether a version may be delivered).",
+    )
+    registry_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long an order waits for the registry's answer."
     )
     resume_stale_after_s: float = Field(
         default=120.0, gt=0, description="At start, resume unfinished orders untouched for this long."

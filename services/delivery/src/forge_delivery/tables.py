@@ -36,6 +36,8 @@ class DeliveryOrder(SQLModel, table=True):
     state: str = "created"
     sequence: int = 0
     idempotency_key: str | None = None
+    request_hash: str | None = None
+    """SHA-256 of the request that created it: the same idempotency key with another request is refused."""
     created_by: str | None = None
 
     model_version_id: str = Field(index=True)
@@ -46,6 +48,7 @@ class DeliveryOrder(SQLModel, table=True):
     target: str = "model_files"
     format: str = "safetensors"
     source_uri: str
+    """The version's artifact, as the registry gave it (never the caller)."""
     bundle_uri: str
     card: dict[str, Any] = _json()
     inference: dict[str, Any] = _json()

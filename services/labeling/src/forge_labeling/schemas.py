@@ -7,13 +7,13 @@ from typing import Any
 
 from forge_contracts.activities.labeling import ExportState
 from forge_contracts.events.base import UUID_PATTERN
+from forge_kit.types import FiniteFloat, Line, NonBlankLine, NonBlankText, Text
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forge_labeling.domain import ExportFormat, TemplateKind
 
-Label = str
-_NAME = Field(min_length=1, max_length=200, pattern=r"\S")
-_REASON = Field(default=None, min_length=1, max_length=4000, pattern=r"\S")
+_NAME = Field(min_length=1, max_length=200)
+_REASON = Field(default=None, min_length=1, max_length=4000)
 
 
 class TemplateCreate(BaseModel):
@@ -21,13 +21,13 @@ class TemplateCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = _NAME
+    name: NonBlankLine = _NAME
     kind: TemplateKind = TemplateKind.text_classification
-    labels: list[str] = Field(
+    labels: list[Line] = Field(
         min_length=1, max_length=1000, description="The labels an annotator picks from."
     )
-    text_field: str = Field(min_length=1, max_length=200, description="The record field holding the text.")
-    instructions: str | None = Field(default=None, max_length=20_000)
+    text_field: Line = Field(min_length=1, max_length=200, description="The record field holding the text.")
+    instructions: Text | None = Field(default=None, max_length=20_000)
 
     @field_validator("labels")
     @classmethod
@@ -58,7 +58,7 @@ class ProjectCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = _NAME
+    name: NonBlankLine = _NAME
     template_id: str = Field(pattern=UUID_PATTERN)
     dataset_id: str = Field(pattern=UUID_PATTERN)
     version_id: str = Field(pattern=UUID_PATTERN, description="A published version of that dataset.")
@@ -119,44 +119,50 @@ class TaskPage(BaseModel):
 class Assign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignee: str | None = Field(
+    assignee: Line | None = Field(
         default=None, min_length=1, max_length=256, description="Default: the caller."
     )
+
+
+class AssignTo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: Line = Field(min_length=1, max_length=256, description="The annotator who gets the task.")
 
 
 class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = _REASON
+    reason: NonBlankText | None = _REASON
 
 
 class AnnotationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: Label = Field(min_length=1, max_length=200, description="One of the template's labels.")
-    lead_time_s: float | None = Field(default=None, ge=0, description="Time spent annotating.")
+    label: Line = Field(min_length=1, max_length=200, description="One of the template's labels.")
+    lead_time_s: FiniteFloat | None = Field(default=None, ge=0, description="Time spent annotating.")
 
 
 class Review(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reviewer: str | None = Field(
+    reviewer: Line | None = Field(
         default=None, min_length=1, max_length=256, description="Default: the caller."
     )
 
 
 class Rejection(Review):
-    reason: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="What to fix.")
+    reason: NonBlankText = Field(min_length=1, max_length=4000, description="What to fix.")
 
 
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: ExportFormat = ExportFormat.jsonl
-    label_field: str = Field(
+    label_field: Line = Field(
         default="label", min_length=1, max_length=200, description="The field that carries the label."
     )
-    request_id: str | None = Field(
+    request_id: Line | None = Field(
         default=None,
         min_length=1,
         max_length=200,

@@ -26,8 +26,10 @@ from forge_contracts.envelope import uuid7
 from forge_contracts.events import EVENT_TYPES
 from forge_contracts.events.labeling import LabelingTaskCreated
 from forge_kit import outbox
+from forge_kit.auth import Forbidden, Principal
 from forge_kit.db import Database
 from forge_kit.errors import Conflict, ForgeError, NotFound, Unavailable
+from forge_kit.policy import Action
 from forge_kit.runtime import ServiceRuntime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
@@ -68,12 +70,6 @@ class Deps:
         return self.runtime.temporal
 
 
-@dataclass(frozen=True)
-class Caller:
-    tenant: str
-    user: str | None = None
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -81,16 +77,16 @@ def _now() -> datetime:
 # --- templates --------------------------------------------------------------------------------------
 
 
-async def create_template(deps: Deps, caller: Caller, body: TemplateCreate) -> Template:
+async def create_template(deps: Deps, caller: Principal, body: TemplateCreate) -> Template:
     template = Template(
         id=uuid7(),
-        tenant=caller.tenant,
+        tenant=caller.tenant_id,
         name=body.name,
         kind=body.kind.value,
         labels=list(body.labels),
         text_field=body.text_field,
         instructions=body.instructions,
-        created_by=caller.user,
+        created_by=caller.actor,
     )
     try:
         async with deps.db.transaction() as session:
@@ -100,20 +96,20 @@ async def create_template(deps: Deps, caller: Caller, body: TemplateCreate) -> T
     return template
 
 
-async def templates(deps: Deps, caller: Caller) -> list[Template]:
+async def templates(deps: Deps, caller: Principal) -> list[Template]:
     async with deps.db.session() as session:
-        query = select(Template).where(Template.tenant == caller.tenant).order_by(col(Template.id))
+        query = select(Template).where(Template.tenant == caller.tenant_id).order_by(col(Template.id))
         return list((await session.exec(query)).all())
 
 
-async def _template(session: AsyncSession, caller: Caller, template_id: str) -> Template:
-    query = select(Template).where(Template.id == template_id, Template.tenant == caller.tenant)
+async def _template(session: AsyncSession, caller: Principal, template_id: str) -> Template:
+    query = select(Template).where(Template.id == template_id, Template.tenant == caller.tenant_id)
     if (found := (await session.exec(query)).first()) is None:
         raise NotFound(f"template {template_id!r} does not exist")
     return found
 
 
-async def template(deps: Deps, caller: Caller, template_id: str) -> Template:
+async def template(deps: Deps, caller: Principal, template_id: str) -> Template:
     async with deps.db.session() as session:
         return await _template(session, caller, template_id)
 
@@ -121,7 +117,9 @@ async def template(deps: Deps, caller: Caller, template_id: str) -> Template:
 # --- projects ---------------------------------------------------------------------------------------
 
 
-async def create_project(deps: Deps, caller: Caller, body: ProjectCreate) -> tuple[Project, dict[str, int]]:
+async def create_project(
+    deps: Deps, caller: Principal, body: ProjectCreate
+) -> tuple[Project, dict[str, int]]:
     """Resolve the dataset version (through the dataset service), read its records and create the
     project with one open task per record, all in one transaction (one `created` event per task)."""
     async with deps.db.session() as session:
@@ -131,14 +129,14 @@ async def create_project(deps: Deps, caller: Caller, body: ProjectCreate) -> tup
     found = await _read_items(deps, resolved, tool.text_field)
     project = Project(
         id=project_id,
-        tenant=caller.tenant,
+        tenant=caller.tenant_id,
         name=body.name,
         template_id=tool.id,
         dataset_id=resolved.dataset_id,
         dataset_version_id=resolved.version_id,
         dataset_version_number=resolved.number,
         task_count=len(found),
-        created_by=caller.user,
+        created_by=caller.actor,
     )
     try:
         async with deps.db.transaction() as session:
@@ -152,11 +150,16 @@ async def create_project(deps: Deps, caller: Caller, body: ProjectCreate) -> tup
 
 
 async def _create_task(
-    session: AsyncSession, caller: Caller, project: Project, tool: Template, position: int, item: domain.Item
+    session: AsyncSession,
+    caller: Principal,
+    project: Project,
+    tool: Template,
+    position: int,
+    item: domain.Item,
 ) -> None:
     task = Task(
         id=uuid7(),
-        tenant=caller.tenant,
+        tenant=caller.tenant_id,
         project_id=project.id,
         position=position,
         item_id=item.item_id,
@@ -167,9 +170,9 @@ async def _create_task(
     session.add(task)
     event = LabelingTaskCreated.model_validate(
         {
-            "tenant_id": caller.tenant,
+            "tenant_id": caller.tenant_id,
             "occurred_at": _now(),
-            "actor": caller.user,
+            "actor": caller.actor,
             "task_id": task.id,
             "project_id": project.id,
             "dataset_version_id": project.dataset_version_id,
@@ -180,10 +183,10 @@ async def _create_task(
     await outbox.publish(session, event.to_envelope(sequence=task.sequence))
 
 
-async def _resolve(deps: Deps, caller: Caller, body: ProjectCreate, project_id: str) -> ResolvedVersion:
+async def _resolve(deps: Deps, caller: Principal, body: ProjectCreate, project_id: str) -> ResolvedVersion:
     """The version's manifest, from `dataset.resolve_version` run by `ImportRecordsWorkflow`."""
     request = ImportRecords(
-        tenant_id=caller.tenant,
+        tenant_id=caller.tenant_id,
         dataset_id=body.dataset_id,
         version_id=body.version_id,
         dataset_task_queue=deps.settings.dataset_task_queue,
@@ -238,8 +241,10 @@ async def _read_items(deps: Deps, resolved: ResolvedVersion, text_field: str) ->
     return found
 
 
-async def _project(session: AsyncSession, caller: Caller, project_id: str, *, lock: bool = False) -> Project:
-    query = select(Project).where(Project.id == project_id, Project.tenant == caller.tenant)
+async def _project(
+    session: AsyncSession, caller: Principal, project_id: str, *, lock: bool = False
+) -> Project:
+    query = select(Project).where(Project.id == project_id, Project.tenant == caller.tenant_id)
     if lock:
         query = query.with_for_update()
     if (found := (await session.exec(query)).first()) is None:
@@ -252,27 +257,27 @@ async def _counts(session: AsyncSession, project_id: str) -> dict[str, int]:
     return domain.counts_by_state(dict((await session.exec(query)).all()))
 
 
-async def project(deps: Deps, caller: Caller, project_id: str) -> tuple[Project, dict[str, int]]:
+async def project(deps: Deps, caller: Principal, project_id: str) -> tuple[Project, dict[str, int]]:
     """The project and how many of its tasks are in each state (its progress)."""
     async with deps.db.session() as session:
         found = await _project(session, caller, project_id)
         return found, await _counts(session, project_id)
 
 
-async def projects(deps: Deps, caller: Caller) -> list[tuple[Project, dict[str, int]]]:
+async def projects(deps: Deps, caller: Principal) -> list[tuple[Project, dict[str, int]]]:
     async with deps.db.session() as session:
-        query = select(Project).where(Project.tenant == caller.tenant).order_by(col(Project.id))
+        query = select(Project).where(Project.tenant == caller.tenant_id).order_by(col(Project.id))
         found = list((await session.exec(query)).all())
         return [(p, await _counts(session, p.id)) for p in found]
 
 
 async def tasks(
-    deps: Deps, caller: Caller, project_id: str, state: str | None, limit: int, offset: int
+    deps: Deps, caller: Principal, project_id: str, state: str | None, limit: int, offset: int
 ) -> tuple[list[Task], int]:
     """A page of the project's tasks in record order (optionally in one state), and how many match."""
     async with deps.db.session() as session:
         await _project(session, caller, project_id)
-        where = [col(Task.project_id) == project_id, col(Task.tenant) == caller.tenant]
+        where = [col(Task.project_id) == project_id, col(Task.tenant) == caller.tenant_id]
         if state is not None:
             where.append(col(Task.state) == state)
         total = (await session.exec(select(func.count()).select_from(Task).where(*where))).one()
@@ -283,8 +288,8 @@ async def tasks(
 # --- tasks ------------------------------------------------------------------------------------------
 
 
-async def _task(session: AsyncSession, caller: Caller, task_id: str, *, lock: bool = False) -> Task:
-    query = select(Task).where(Task.id == task_id, Task.tenant == caller.tenant)
+async def _task(session: AsyncSession, caller: Principal, task_id: str, *, lock: bool = False) -> Task:
+    query = select(Task).where(Task.id == task_id, Task.tenant == caller.tenant_id)
     if lock:
         query = query.with_for_update()
     if (found := (await session.exec(query)).first()) is None:
@@ -292,7 +297,7 @@ async def _task(session: AsyncSession, caller: Caller, task_id: str, *, lock: bo
     return found
 
 
-async def task(deps: Deps, caller: Caller, task_id: str) -> tuple[Task, list[Annotation]]:
+async def task(deps: Deps, caller: Principal, task_id: str) -> tuple[Task, list[Annotation]]:
     """The task with its annotations, oldest first."""
     async with deps.db.session() as session:
         found = await _task(session, caller, task_id)
@@ -325,65 +330,85 @@ async def _move(session: AsyncSession, task: Task, name: str, actor: str | None,
     await outbox.publish(session, payload.to_envelope(sequence=task.sequence))
 
 
-def _who(given: str | None, caller: Caller, role: str) -> str:
-    if who := given or caller.user:
-        return who
-    raise Unprocessable(f"{role}: name one in the body or send the X-Forge-User header")
+def _assignee(given: str | None, caller: Principal) -> str:
+    """Annotators take tasks themselves; giving one to somebody else is managing the project."""
+    who = given or caller.actor
+    if who != caller.actor:
+        caller.require(Action.LABELING_MANAGE)
+    return who
 
 
-async def assign(deps: Deps, caller: Caller, task_id: str, assignee: str | None) -> Task:
-    annotator = _who(assignee, caller, "assignee")
+def _by_assignee(found: Task, caller: Principal, name: str) -> None:
+    """Only the task's assignee works on it (starts, submits, reworks, skips it); a manager reassigns it
+    (unassign) or cancels it instead. Checked after the move is known to be legal (409 first)."""
+    TASK.transition(found.state, name)
+    if found.assignee and found.assignee != caller.actor and not caller.is_service:
+        raise Forbidden(f"task {found.id!r} is assigned to {found.assignee}, not to {caller.actor}")
+
+
+def _reviewer(given: str | None, caller: Principal) -> str:
+    """A review is recorded as the signed-in user's; nobody reviews in another's name."""
+    if given is not None and given != caller.actor and not caller.is_service:
+        raise Forbidden(f"{caller.actor} may not review as {given!r}")
+    return given or caller.actor
+
+
+async def assign(deps: Deps, caller: Principal, task_id: str, assignee: str | None) -> Task:
+    annotator = _assignee(assignee, caller)
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
-        await _move(session, found, "assign", caller.user, assignee=annotator)
+        await _move(session, found, "assign", caller.actor, assignee=annotator)
         found.assignee = annotator
     return found
 
 
-async def unassign(deps: Deps, caller: Caller, task_id: str, reason: str | None) -> Task:
+async def unassign(deps: Deps, caller: Principal, task_id: str, reason: str | None) -> Task:
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
         previous = found.assignee
-        await _move(session, found, "unassign", caller.user, previous_assignee=previous, reason=reason)
+        await _move(session, found, "unassign", caller.actor, previous_assignee=previous, reason=reason)
         found.assignee = None
     return found
 
 
-async def start(deps: Deps, caller: Caller, task_id: str) -> Task:
+async def start(deps: Deps, caller: Principal, task_id: str) -> Task:
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
-        await _move(session, found, "start", caller.user, assignee=found.assignee)
+        _by_assignee(found, caller, "start")
+        await _move(session, found, "start", caller.actor, assignee=found.assignee)
     return found
 
 
-async def rework(deps: Deps, caller: Caller, task_id: str) -> Task:
+async def rework(deps: Deps, caller: Principal, task_id: str) -> Task:
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
-        await _move(session, found, "rework", caller.user, assignee=found.assignee)
+        _by_assignee(found, caller, "rework")
+        await _move(session, found, "rework", caller.actor, assignee=found.assignee)
     return found
 
 
-async def skip(deps: Deps, caller: Caller, task_id: str, reason: str | None) -> Task:
+async def skip(deps: Deps, caller: Principal, task_id: str, reason: str | None) -> Task:
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
-        await _move(session, found, "skip", caller.user, assignee=found.assignee, reason=reason)
+        _by_assignee(found, caller, "skip")
+        await _move(session, found, "skip", caller.actor, assignee=found.assignee, reason=reason)
     return found
 
 
-async def cancel(deps: Deps, caller: Caller, task_id: str, reason: str | None) -> Task:
+async def cancel(deps: Deps, caller: Principal, task_id: str, reason: str | None) -> Task:
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
-        await _move(session, found, "cancel", caller.user, reason=reason)
+        await _move(session, found, "cancel", caller.actor, reason=reason)
     return found
 
 
 async def submit(
-    deps: Deps, caller: Caller, task_id: str, label: str, lead_time_s: float | None
+    deps: Deps, caller: Principal, task_id: str, label: str, lead_time_s: float | None
 ) -> tuple[Task, Annotation]:
     """The assignee's label (one of the template's, else 422) for review: in_progress -> submitted."""
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
-        TASK.transition(found.state, "submit")  # an illegal move is a 409 before the label is judged
+        _by_assignee(found, caller, "submit")  # an illegal move is a 409 before the label is judged
         owner = await _project(session, caller, found.project_id)
         tool = await _template(session, caller, owner.template_id)
         try:
@@ -392,10 +417,10 @@ async def submit(
             raise Unprocessable(str(error)) from None
         annotation = Annotation(
             id=uuid7(),
-            tenant=caller.tenant,
+            tenant=caller.tenant_id,
             task_id=found.id,
             label=label,
-            annotator=found.assignee or _who(None, caller, "annotator"),
+            annotator=found.assignee or caller.actor,
             lead_time_s=lead_time_s,
         )
         session.add(annotation)
@@ -403,7 +428,7 @@ async def submit(
             session,
             found,
             "submit",
-            caller.user,
+            caller.actor,
             assignee=annotation.annotator,
             annotation_id=annotation.id,
             lead_time_s=lead_time_s,
@@ -413,30 +438,32 @@ async def submit(
 
 
 async def _review(
-    deps: Deps, caller: Caller, task_id: str, name: str, reviewer: str | None, reason: str | None = None
+    deps: Deps, caller: Principal, task_id: str, name: str, reviewer: str | None, reason: str | None = None
 ) -> Task:
-    who = _who(reviewer, caller, "reviewer")
+    who = _reviewer(reviewer, caller)
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
         TASK.transition(found.state, name)
         annotation = await session.get(Annotation, found.annotation_id or "")
         if annotation is None:  # cannot happen for a submitted task; never review nothing
             raise Conflict(f"task {task_id!r} has no annotation to review")
+        if annotation.annotator == who:
+            raise Forbidden(f"{who} annotated task {task_id!r} and may not review it")
         annotation.review = "accepted" if name == "accept" else "rejected"
         annotation.reviewer, annotation.reason, annotation.reviewed_at = who, reason, _now()
         session.add(annotation)
         extra: dict[str, Any] = {"reviewer": who, "annotation_id": annotation.id}
         if reason is not None:
             extra["reason"] = reason
-        await _move(session, found, name, caller.user, **extra)
+        await _move(session, found, name, caller.actor, **extra)
     return found
 
 
-async def accept(deps: Deps, caller: Caller, task_id: str, reviewer: str | None) -> Task:
+async def accept(deps: Deps, caller: Principal, task_id: str, reviewer: str | None) -> Task:
     return await _review(deps, caller, task_id, "accept", reviewer)
 
 
-async def reject(deps: Deps, caller: Caller, task_id: str, reviewer: str | None, reason: str) -> Task:
+async def reject(deps: Deps, caller: Principal, task_id: str, reviewer: str | None, reason: str) -> Task:
     return await _review(deps, caller, task_id, "reject", reviewer, reason)
 
 
@@ -444,7 +471,7 @@ async def reject(deps: Deps, caller: Caller, task_id: str, reviewer: str | None,
 
 
 async def create_export(
-    deps: Deps, caller: Caller, project_id: str, body: ExportCreate
+    deps: Deps, caller: Principal, project_id: str, body: ExportCreate
 ) -> tuple[Export, bool]:
     """Record an export (once per `request_id`) and start its workflow; returns it and whether it is new.
     Repeating a request whose export is still pending makes sure its workflow runs."""
@@ -452,7 +479,9 @@ async def create_export(
     async with deps.db.transaction() as session:
         await _project(session, caller, project_id, lock=True)
         query = select(Export).where(
-            Export.tenant == caller.tenant, Export.project_id == project_id, Export.request_id == request_id
+            Export.tenant == caller.tenant_id,
+            Export.project_id == project_id,
+            Export.request_id == request_id,
         )
         existing = (await session.exec(query)).first()
         if existing is not None:
@@ -465,12 +494,12 @@ async def create_export(
                 raise Conflict(f"project {project_id!r} has no accepted annotations to export")
             found = Export(
                 id=uuid7(),
-                tenant=caller.tenant,
+                tenant=caller.tenant_id,
                 project_id=project_id,
                 request_id=request_id,
                 format=body.format.value,
                 label_field=body.label_field,
-                created_by=caller.user,
+                created_by=caller.actor,
             )
             session.add(found)
             created = True
@@ -498,11 +527,11 @@ async def _start_export(deps: Deps, found: Export) -> None:
         pass  # a repeated request: the export is already running
 
 
-async def export(deps: Deps, caller: Caller, project_id: str, export_id: str) -> Export:
+async def export(deps: Deps, caller: Principal, project_id: str, export_id: str) -> Export:
     async with deps.db.session() as session:
         await _project(session, caller, project_id)
         query = select(Export).where(
-            Export.id == export_id, Export.project_id == project_id, Export.tenant == caller.tenant
+            Export.id == export_id, Export.project_id == project_id, Export.tenant == caller.tenant_id
         )
         if (found := (await session.exec(query)).first()) is None:
             raise NotFound(f"export {export_id!r} of project {project_id!r} does not exist")
@@ -531,7 +560,7 @@ async def write_export(deps: Deps, ref: ExportRef) -> ExportedFile:
             found.state = domain.export_move(found.state, "start")
             session.add(found)
     async with deps.db.session() as session:
-        owner = await _project(session, Caller(ref.tenant_id), found.project_id)
+        owner = await _project(session, Principal.of_service("labeling", ref.tenant_id), found.project_id)
         query = (
             select(Task, Annotation)
             .join(Annotation, col(Annotation.id) == col(Task.annotation_id))

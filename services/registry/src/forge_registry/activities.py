@@ -12,6 +12,7 @@ from typing import Any
 
 from forge_contracts.activities.registry import (
     CONFLICT,
+    DESCRIBE_VERSION,
     ILLEGAL_TRANSITION,
     INVALID_REQUEST,
     MARK_DELIVERED,
@@ -21,17 +22,26 @@ from forge_contracts.activities.registry import (
     REGISTER_MODEL_VERSION,
     RELEASE_BLOCKED,
     RELEASE_VERSION,
+    RESOLVE_BASE_MODEL,
+    RESOLVE_MODEL_VERSION,
+    BaseModelRef,
     DeliveredVersion,
+    DescribeVersion,
     EvaluationOutcome,
     GateDecision,
     MarkDelivered,
+    ModelVersionRef,
     OverrideReleaseRequest,
     RegisteredVersion,
     RegisterVersion,
     ReleasedVersion,
     ReleaseRequest,
+    ResolvedBaseModel,
+    ResolvedModelVersion,
+    VersionDescription,
 )
 from forge_contracts.state_machines import IllegalTransition
+from forge_kit.auth import Principal
 from forge_kit.db import Database
 from forge_kit.errors import BadRequest, Conflict, ForgeError, NotFound
 from temporalio import activity
@@ -39,7 +49,6 @@ from temporalio.exceptions import ApplicationError
 
 from forge_registry import schemas, service
 from forge_registry.reports import ReportStore
-from forge_registry.service import Caller
 
 
 @asynccontextmanager
@@ -82,6 +91,9 @@ class RegistryActivities:
             self.release_version,
             self.override_release,
             self.mark_delivered,
+            self.resolve_base_model,
+            self.resolve_model_version,
+            self.describe_version,
         ]
 
     @activity.defn(name=REGISTER_MODEL_VERSION)
@@ -98,7 +110,10 @@ class RegistryActivities:
         )
         async with _gate_errors():
             version, created = await service.register_version(
-                self.db, Caller(request.tenant_id, request.actor), request.project_id, body
+                self.db,
+                Principal.of_service("registry", request.tenant_id, on_behalf_of=request.actor),
+                request.project_id,
+                body,
             )
         return RegisteredVersion(
             version_id=version.id,
@@ -123,7 +138,7 @@ class RegistryActivities:
             recorded = await service.record_evaluation(
                 self.db,
                 self.reports,
-                Caller(outcome.tenant_id, outcome.actor),
+                Principal.of_service("registry", outcome.tenant_id, on_behalf_of=outcome.actor),
                 None,
                 outcome.version_id,
                 result,
@@ -143,7 +158,7 @@ class RegistryActivities:
     @activity.defn(name=RELEASE_VERSION)
     async def release_version(self, request: ReleaseRequest) -> ReleasedVersion:
         """Release a version whose evaluation passed; `ReleaseBlocked` when it failed."""
-        caller = Caller(request.tenant_id, request.actor)
+        caller = Principal.of_service("registry", request.tenant_id, on_behalf_of=request.actor)
         async with _gate_errors():
             current = await service.version(self.db, caller, request.version_id)
             if current.state not in {"released", "delivered"}:  # else: a retry after the release committed
@@ -164,7 +179,7 @@ class RegistryActivities:
     @activity.defn(name=OVERRIDE_RELEASE)
     async def override_release(self, request: OverrideReleaseRequest) -> ReleasedVersion:
         """Release a version whose evaluation failed, on an approver's word (audited like the API's)."""
-        caller = Caller(request.tenant_id, request.actor)
+        caller = Principal.of_service("registry", request.tenant_id, on_behalf_of=request.actor)
         async with _gate_errors():
             current = await service.version(self.db, caller, request.version_id)
             if current.state not in {"released", "delivered"}:  # else: a retry after the override committed
@@ -188,11 +203,70 @@ class RegistryActivities:
         body = schemas.Delivered(delivery_order_id=request.delivery_order_id, bundle_uri=request.bundle_uri)
         async with _gate_errors():
             version = await service.mark_delivered(
-                self.db, Caller(request.tenant_id, request.actor), None, request.version_id, body
+                self.db,
+                Principal.of_service("registry", request.tenant_id, on_behalf_of=request.actor),
+                None,
+                request.version_id,
+                body,
             )
         return DeliveredVersion(
             version_id=version.id,
             state=version.state,
             delivery_order_id=body.delivery_order_id,
             bundle_uri=body.bundle_uri,
+        )
+
+    @activity.defn(name=RESOLVE_BASE_MODEL)
+    async def resolve_base_model(self, ref: BaseModelRef) -> ResolvedBaseModel:
+        """A base model of the tenant's hub and where its files are; another tenant's is `NotFound`."""
+        async with _gate_errors():
+            found = await service.base_model(
+                self.db, Principal.of_service("registry", ref.tenant_id), ref.base_model_id
+            )
+        return ResolvedBaseModel(
+            base_model_id=found.id,
+            name=found.name,
+            version=found.version,
+            uri=found.uri,
+            architecture=found.architecture,
+            framework=found.framework,  # type: ignore[arg-type]
+        )
+
+    @activity.defn(name=RESOLVE_MODEL_VERSION)
+    async def resolve_model_version(self, ref: ModelVersionRef) -> ResolvedModelVersion:
+        """A model version of the tenant and where its weights are; another tenant's is `NotFound`."""
+        async with _gate_errors():
+            found = await service.version(
+                self.db, Principal.of_service("registry", ref.tenant_id), ref.version_id
+            )
+        return ResolvedModelVersion(
+            version_id=found.id,
+            project_id=found.project_id,
+            version=found.version,
+            state=found.state,
+            artifact_uri=found.artifact_uri,
+            training_job_id=found.training_job_id,
+            base_model_id=found.base_model_id,
+        )
+
+    @activity.defn(name=DESCRIBE_VERSION)
+    async def describe_version(self, request: DescribeVersion) -> VersionDescription:
+        """A version of the tenant, where its artifact is and whether it may be delivered (delivery asks
+        before it packages); another tenant's version, or none, is `NotFound`."""
+        caller = Principal.of_service("registry", request.tenant_id, on_behalf_of=request.actor)
+        async with _gate_errors():
+            facts = await service.describe_version(self.db, caller, request.version_id)
+        version = facts.version
+        return VersionDescription(
+            version_id=version.id,
+            project_id=version.project_id,
+            project_name=facts.project.name,
+            version=version.version,
+            state=version.state,
+            deliverable=facts.deliverable,
+            artifact_uri=version.artifact_uri,
+            framework=version.framework,  # type: ignore[arg-type]
+            evaluation_id=version.evaluation_id,
+            evaluation_passed=version.evaluation_passed,
+            released_by_override=facts.released_by_override,
         )

@@ -5,19 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from forge_contracts.activities.registry import (
-    DatasetVersionRef,
-    FiniteMetrics,
-    Framework,
-    JsonObject,
-    Thresholds,
-)
+from forge_contracts.activities.registry import DatasetVersionRef, Framework, JsonObject, Threshold
 from forge_contracts.events.base import Id, S3Uri
-from pydantic import BaseModel, ConfigDict, Field
+from forge_kit.types import FiniteFloat, Line, NonBlankText, PositiveInt64, Text
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
-Reason = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"\S")]
+Reason = Annotated[NonBlankText, Field(min_length=1, max_length=4000)]
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+Metrics = dict[MetricName, FiniteFloat]
+"""Metrics by name: finite JSON numbers (no NaN, ±Infinity, bool or string)."""
+
+
+class GateThreshold(Threshold):
+    """A bound one metric must respect to pass the release gate (finite numbers only)."""
+
+    min: FiniteFloat | None = Field(default=None, description="The metric must be at least this.")
+    max: FiniteFloat | None = Field(default=None, description="The metric must be at most this.")
+
+
+def _as_data(value: Any) -> Any:
+    # The registry's activities build requests from the contract's models: validate them as data.
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+Thresholds = dict[MetricName, Annotated[GateThreshold, BeforeValidator(_as_data)]]
+"""Gate thresholds by metric name, e.g. `{"perplexity": {"max": 50}, "bleu": {"min": 5}}`."""
 
 
 class _Body(BaseModel):
@@ -33,11 +47,11 @@ class _View(BaseModel):
 
 class ProjectCreate(_Body):
     name: Name
-    desc: str = Field(default="", max_length=4000)
-    path: str = Field(default="", max_length=1000)
-    train_framework: str = Field(default="", max_length=100)
-    inference_framework: str = Field(default="", max_length=100)
-    metrics_url: str = Field(default="", max_length=2000)
+    desc: Text = Field(default="", max_length=4000)
+    path: Line = Field(default="", max_length=1000)
+    train_framework: Line = Field(default="", max_length=100)
+    inference_framework: Line = Field(default="", max_length=100)
+    metrics_url: Line = Field(default="", max_length=2000)
     gate: Thresholds = Field(
         default_factory=dict,
         description='Release-gate thresholds, e.g. {"perplexity": {"max": 50}, "bleu": {"min": 5}}.',
@@ -93,12 +107,12 @@ class BaseModelCreate(_Body):
     name: Name
     version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
     uri: S3Uri = Field(description="Where its files are, e.g. s3://forge-models/base/tiny-llama/")
-    architecture: str = Field(min_length=1, max_length=200)
-    parameter_count: int = Field(gt=0)
-    intended_use: str = Field(default="", max_length=4000)
-    licence: str = Field(default="", max_length=200)
+    architecture: Line = Field(min_length=1, max_length=200)
+    parameter_count: PositiveInt64
+    intended_use: Text = Field(default="", max_length=4000)
+    licence: Line = Field(default="", max_length=200)
     framework: Framework = "transformers"
-    description: str = Field(default="", max_length=4000)
+    description: Text = Field(default="", max_length=4000)
 
 
 class BaseModelView(_View):
@@ -127,7 +141,7 @@ class VersionCreate(_Body):
     base_model_id: Id | None = None
     dataset_versions: list[DatasetVersionRef] = Field(default_factory=list, max_length=100)
     hyperparameters: JsonObject = Field(default_factory=dict)
-    metrics: FiniteMetrics = Field(default_factory=dict)
+    metrics: Metrics = Field(default_factory=dict)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
 
 
@@ -164,7 +178,7 @@ class AbortEvaluation(_Body):
 
 class EvaluationResult(_Body):
     evaluation_id: Id | None = Field(default=None, description="Default: the evaluation in progress.")
-    metrics: FiniteMetrics
+    metrics: Metrics
     report: JsonObject = Field(default_factory=dict, description="The evaluation report (EV-4).")
     report_uri: S3Uri | None = Field(default=None, description="Absent: the registry stores the report.")
     thresholds: Thresholds | None = Field(default=None, description="Absent: the project's gate.")
@@ -190,8 +204,8 @@ class Release(_Body):
 
 class OverrideRelease(_Body):
     # Optional here on purpose: the model-version machine itself refuses an override without them (409).
-    approved_by: str | None = Field(default=None, max_length=256)
-    reason: str | None = Field(default=None, max_length=4000)
+    approved_by: Line | None = Field(default=None, max_length=256)
+    reason: Text | None = Field(default=None, max_length=4000)
     alias: Tag | None = None
 
 

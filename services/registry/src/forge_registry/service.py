@@ -4,6 +4,7 @@ trail. Every read and write is scoped to the caller's tenant; another tenant's r
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from forge_contracts.events.registry import (
 )
 from forge_contracts.state_machines import MODEL_VERSION, IllegalTransition
 from forge_kit import outbox
+from forge_kit.auth import Forbidden, Principal
 from forge_kit.db import Database
 from forge_kit.errors import BadRequest, Conflict, NotFound
 from sqlalchemy import func, text
@@ -38,14 +40,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from forge_registry import domain, schemas
 from forge_registry.reports import ReportStore
 from forge_registry.tables import AuditEntry, Evaluation, HubModel, ModelProject, ModelVersion, now
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking: the tenant every query is scoped to, and the user recorded as the actor."""
-
-    tenant: str
-    user: str | None = None
 
 
 @asynccontextmanager
@@ -61,16 +55,18 @@ async def _unique(db: Database, what: str) -> AsyncIterator[AsyncSession]:
 # Model projects
 
 
-async def create_project(db: Database, caller: Caller, body: schemas.ProjectCreate) -> ModelProject:
+async def create_project(db: Database, caller: Principal, body: schemas.ProjectCreate) -> ModelProject:
     async with _unique(db, f"model project {body.name!r}") as session:
         taken = await session.exec(
-            select(ModelProject).where(ModelProject.tenant == caller.tenant, ModelProject.name == body.name)
+            select(ModelProject).where(
+                ModelProject.tenant == caller.tenant_id, ModelProject.name == body.name
+            )
         )
         if taken.first() is not None:
             raise Conflict(f"model project {body.name!r} already exists")
         project = ModelProject(
             id=uuid7(),
-            tenant=caller.tenant,
+            tenant=caller.tenant_id,
             **body.model_dump(exclude={"gate"}),
             gate=_gate_json(body.gate),
         )
@@ -82,37 +78,39 @@ def _gate_json(gate: Thresholds) -> dict[str, Any]:
     return {name: bound.model_dump(exclude_none=True) for name, bound in gate.items()}
 
 
-async def projects(db: Database, caller: Caller) -> list[ModelProject]:
+async def projects(db: Database, caller: Principal) -> list[ModelProject]:
     async with db.session() as session:
         found = await session.exec(
-            select(ModelProject).where(ModelProject.tenant == caller.tenant).order_by(col(ModelProject.id))
+            select(ModelProject).where(ModelProject.tenant == caller.tenant_id).order_by(col(ModelProject.id))
         )
         return list(found.all())
 
 
 async def _project(
-    session: AsyncSession, caller: Caller, project_id: str, *, lock: bool = False
+    session: AsyncSession, caller: Principal, project_id: str, *, lock: bool = False
 ) -> ModelProject:
-    query = select(ModelProject).where(ModelProject.id == project_id, ModelProject.tenant == caller.tenant)
+    query = select(ModelProject).where(ModelProject.id == project_id, ModelProject.tenant == caller.tenant_id)
     found = (await session.exec(query.with_for_update() if lock else query)).first()
     if found is None:
         raise NotFound(f"model project {project_id!r} does not exist")
     return found
 
 
-async def project(db: Database, caller: Caller, project_id: str) -> tuple[ModelProject, list[ModelVersion]]:
+async def project(
+    db: Database, caller: Principal, project_id: str
+) -> tuple[ModelProject, list[ModelVersion]]:
     """The project with its versions (MR-5: training, evaluation and delivery status together)."""
     async with db.session() as session:
         found = await _project(session, caller, project_id)
         listed = await session.exec(
             select(ModelVersion)
-            .where(ModelVersion.project_id == project_id, ModelVersion.tenant == caller.tenant)
+            .where(ModelVersion.project_id == project_id, ModelVersion.tenant == caller.tenant_id)
             .order_by(col(ModelVersion.version))
         )
         return found, list(listed.all())
 
 
-async def set_gate(db: Database, caller: Caller, project_id: str, gate: Thresholds) -> ModelProject:
+async def set_gate(db: Database, caller: Principal, project_id: str, gate: Thresholds) -> ModelProject:
     async with db.transaction() as session:
         found = await _project(session, caller, project_id, lock=True)
         found.gate = _gate_json(gate)
@@ -123,34 +121,36 @@ async def set_gate(db: Database, caller: Caller, project_id: str, gate: Threshol
 # Base models (the hub)
 
 
-async def register_base_model(db: Database, caller: Caller, body: schemas.BaseModelCreate) -> HubModel:
+async def register_base_model(db: Database, caller: Principal, body: schemas.BaseModelCreate) -> HubModel:
     what = f"base model {body.name!r} version {body.version!r}"
     async with _unique(db, what) as session:
         taken = await session.exec(
             select(HubModel).where(
-                HubModel.tenant == caller.tenant, HubModel.name == body.name, HubModel.version == body.version
+                HubModel.tenant == caller.tenant_id,
+                HubModel.name == body.name,
+                HubModel.version == body.version,
             )
         )
         if taken.first() is not None:
             raise Conflict(f"{what} already exists")
-        model = HubModel(id=uuid7(), tenant=caller.tenant, **body.model_dump())
+        model = HubModel(id=uuid7(), tenant=caller.tenant_id, **body.model_dump())
         session.add(model)
     return model
 
 
-async def base_models(db: Database, caller: Caller, name: str | None = None) -> list[HubModel]:
-    query = select(HubModel).where(HubModel.tenant == caller.tenant)
+async def base_models(db: Database, caller: Principal, name: str | None = None) -> list[HubModel]:
+    query = select(HubModel).where(HubModel.tenant == caller.tenant_id)
     if name:
         query = query.where(HubModel.name == name)
     async with db.session() as session:
         return list((await session.exec(query.order_by(col(HubModel.name), col(HubModel.id)))).all())
 
 
-async def base_model(db: Database, caller: Caller, model_id: str) -> HubModel:
+async def base_model(db: Database, caller: Principal, model_id: str) -> HubModel:
     async with db.session() as session:
         found: HubModel | None = (
             await session.exec(
-                select(HubModel).where(HubModel.id == model_id, HubModel.tenant == caller.tenant)
+                select(HubModel).where(HubModel.id == model_id, HubModel.tenant == caller.tenant_id)
             )
         ).first()
     if found is None:
@@ -162,7 +162,7 @@ async def base_model(db: Database, caller: Caller, model_id: str) -> HubModel:
 
 
 async def register_version(
-    db: Database, caller: Caller, project_id: str, body: schemas.VersionCreate
+    db: Database, caller: Principal, project_id: str, body: schemas.VersionCreate
 ) -> tuple[ModelVersion, bool]:
     """A new version of the project (numbered 1, 2, 3, ...); the same training job registers once.
 
@@ -188,7 +188,7 @@ async def register_version(
         ).one()
         version = ModelVersion(
             id=uuid7(),
-            tenant=caller.tenant,
+            tenant=caller.tenant_id,
             project_id=project_id,
             version=(latest or 0) + 1,
             state=MODEL_VERSION.initial,
@@ -220,28 +220,28 @@ async def register_version(
     return version, True
 
 
-async def _by_training_job(session: AsyncSession, caller: Caller, job_id: str) -> ModelVersion | None:
+async def _by_training_job(session: AsyncSession, caller: Principal, job_id: str) -> ModelVersion | None:
     query = select(ModelVersion).where(
-        ModelVersion.tenant == caller.tenant, ModelVersion.training_job_id == job_id
+        ModelVersion.tenant == caller.tenant_id, ModelVersion.training_job_id == job_id
     )
     return (await session.exec(query)).first()
 
 
-async def _check_base_model(session: AsyncSession, caller: Caller, model_id: str) -> None:
-    query = select(HubModel.id).where(HubModel.id == model_id, HubModel.tenant == caller.tenant)
+async def _check_base_model(session: AsyncSession, caller: Principal, model_id: str) -> None:
+    query = select(HubModel.id).where(HubModel.id == model_id, HubModel.tenant == caller.tenant_id)
     if (await session.exec(query)).first() is None:
         raise BadRequest(f"base_model_id: base model {model_id!r} does not exist")
 
 
 async def _version(
     session: AsyncSession,
-    caller: Caller,
+    caller: Principal,
     version_id: str,
     project_id: str | None = None,
     *,
     lock: bool = False,
 ) -> ModelVersion:
-    query = select(ModelVersion).where(ModelVersion.id == version_id, ModelVersion.tenant == caller.tenant)
+    query = select(ModelVersion).where(ModelVersion.id == version_id, ModelVersion.tenant == caller.tenant_id)
     if project_id is not None:
         query = query.where(ModelVersion.project_id == project_id)
     found = (await session.exec(query.with_for_update() if lock else query)).first()
@@ -251,15 +251,44 @@ async def _version(
 
 
 async def version(
-    db: Database, caller: Caller, version_id: str, project_id: str | None = None
+    db: Database, caller: Principal, version_id: str, project_id: str | None = None
 ) -> ModelVersion:
     async with db.session() as session:
         return await _version(session, caller, version_id, project_id)
 
 
+RELEASED_STATES = frozenset({"released", "delivered", "deprecated"})
+"""States a version is in once released (until archived)."""
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """A version with its project, and whether it may be delivered now (for the delivery service)."""
+
+    version: ModelVersion
+    project: ModelProject
+
+    @property
+    def deliverable(self) -> bool:
+        """Released (through the gate or an audited override): the one state `mark_delivered` leaves."""
+        return MODEL_VERSION.can(self.version.state, "mark_delivered")
+
+    @property
+    def released_by_override(self) -> bool:
+        return self.version.evaluation_passed is False and self.version.state in RELEASED_STATES
+
+
+async def describe_version(db: Database, caller: Principal, version_id: str) -> VersionFacts:
+    """The tenant's version and its project; another tenant's, or none, is not found."""
+    async with db.session() as session:
+        found = await _version(session, caller, version_id)
+        owner = await _project(session, caller, found.project_id)
+    return VersionFacts(found, owner)
+
+
 async def search_versions(
     db: Database,
-    caller: Caller,
+    caller: Principal,
     *,
     project_id: str | None = None,
     tag: str | None = None,
@@ -269,7 +298,7 @@ async def search_versions(
     """Versions of the tenant, filtered by project, tag (or alias) and state (MR-4)."""
     if state is not None and state not in MODEL_VERSION.states:
         raise BadRequest(f"state: no state {state!r}; states: {', '.join(sorted(MODEL_VERSION.states))}")
-    query = select(ModelVersion).where(ModelVersion.tenant == caller.tenant)
+    query = select(ModelVersion).where(ModelVersion.tenant == caller.tenant_id)
     if project_id is not None:
         query = query.where(ModelVersion.project_id == project_id)
     if tag is not None:
@@ -281,30 +310,30 @@ async def search_versions(
         return list((await session.exec(query)).all())
 
 
-async def evaluations(db: Database, caller: Caller, project_id: str, version_id: str) -> list[Evaluation]:
+async def evaluations(db: Database, caller: Principal, project_id: str, version_id: str) -> list[Evaluation]:
     async with db.session() as session:
         await _version(session, caller, version_id, project_id)
         query = (
             select(Evaluation)
-            .where(Evaluation.version_id == version_id, Evaluation.tenant == caller.tenant)
+            .where(Evaluation.version_id == version_id, Evaluation.tenant == caller.tenant_id)
             .order_by(col(Evaluation.recorded_at))
         )
         return list((await session.exec(query)).all())
 
 
-async def audit(db: Database, caller: Caller, project_id: str, version_id: str) -> list[AuditEntry]:
+async def audit(db: Database, caller: Principal, project_id: str, version_id: str) -> list[AuditEntry]:
     async with db.session() as session:
         await _version(session, caller, version_id, project_id)
         query = (
             select(AuditEntry)
-            .where(AuditEntry.version_id == version_id, AuditEntry.tenant == caller.tenant)
+            .where(AuditEntry.version_id == version_id, AuditEntry.tenant == caller.tenant_id)
             .order_by(col(AuditEntry.at), col(AuditEntry.id))
         )
         return list((await session.exec(query)).all())
 
 
 async def set_tags(
-    db: Database, caller: Caller, project_id: str, version_id: str, tags: list[str]
+    db: Database, caller: Principal, project_id: str, version_id: str, tags: list[str]
 ) -> ModelVersion:
     async with db.transaction() as session:
         found = await _version(session, caller, version_id, project_id, lock=True)
@@ -318,7 +347,7 @@ async def set_tags(
     return found
 
 
-async def compare(db: Database, caller: Caller, project_id: str, a: str, b: str) -> schemas.Comparison:
+async def compare(db: Database, caller: Principal, project_id: str, a: str, b: str) -> schemas.Comparison:
     """Two versions of one project side by side: metrics, evaluation metrics, parameters, datasets."""
     async with db.session() as session:
         await _project(session, caller, project_id)
@@ -342,12 +371,14 @@ async def compare(db: Database, caller: Caller, project_id: str, a: str, b: str)
     )
 
 
-async def _version_by_ref(session: AsyncSession, caller: Caller, project_id: str, ref: str) -> ModelVersion:
-    """A version by id, or by its number within the project."""
-    if ref.isdigit():
+async def _version_by_ref(
+    session: AsyncSession, caller: Principal, project_id: str, ref: str
+) -> ModelVersion:
+    """A version by id, or by its number within the project (ASCII digits, within the column's range)."""
+    if re.fullmatch(r"[0-9]{1,10}", ref) and int(ref) <= 2**31 - 1:
         query = select(ModelVersion).where(
             ModelVersion.project_id == project_id,
-            ModelVersion.tenant == caller.tenant,
+            ModelVersion.tenant == caller.tenant_id,
             ModelVersion.version == int(ref),
         )
         found = (await session.exec(query)).first()
@@ -367,11 +398,11 @@ async def _evaluation_metrics(session: AsyncSession, version: ModelVersion) -> d
 # Model versions: transitions of the release gate
 
 
-def _identity(caller: Caller, owner: ModelProject, version: ModelVersion) -> dict[str, Any]:
+def _identity(caller: Principal, owner: ModelProject, version: ModelVersion) -> dict[str, Any]:
     return {
-        "tenant_id": caller.tenant,
+        "tenant_id": caller.tenant_id,
         "occurred_at": datetime.now(UTC),
-        "actor": caller.user,
+        "actor": caller.actor,
         "version_id": version.id,
         "model_id": owner.id,
         "model_name": owner.name,
@@ -381,7 +412,7 @@ def _identity(caller: Caller, owner: ModelProject, version: ModelVersion) -> dic
 
 def _audit(
     session: AsyncSession,
-    caller: Caller,
+    caller: Principal,
     version: ModelVersion,
     action: str,
     from_state: str | None,
@@ -393,12 +424,12 @@ def _audit(
     session.add(
         AuditEntry(
             id=uuid7(),
-            tenant=caller.tenant,
+            tenant=caller.tenant_id,
             version_id=version.id,
             action=action,
             from_state=from_state,
             to_state=version.state,
-            actor=caller.user,
+            actor=caller.actor,
             approved_by=approved_by,
             reason=reason,
             details=dict(details or {}),
@@ -408,7 +439,7 @@ def _audit(
 
 async def _move(
     session: AsyncSession,
-    caller: Caller,
+    caller: Principal,
     version: ModelVersion,
     name: str,
     payload: type[ModelVersionEvent],
@@ -443,7 +474,7 @@ async def _move(
 
 
 async def start_evaluation(
-    db: Database, caller: Caller, project_id: str | None, version_id: str, evaluation_id: str
+    db: Database, caller: Principal, project_id: str | None, version_id: str, evaluation_id: str
 ) -> ModelVersion:
     async with db.transaction() as session:
         found = await _version(session, caller, version_id, project_id, lock=True)
@@ -452,7 +483,7 @@ async def start_evaluation(
 
 
 async def _start_evaluation(
-    session: AsyncSession, caller: Caller, version: ModelVersion, evaluation_id: str
+    session: AsyncSession, caller: Principal, version: ModelVersion, evaluation_id: str
 ) -> None:
     if await session.get(Evaluation, evaluation_id) is not None:
         raise Conflict(f"evaluation {evaluation_id!r} was recorded already; start a new evaluation")
@@ -470,7 +501,7 @@ async def _start_evaluation(
 
 
 async def abort_evaluation(
-    db: Database, caller: Caller, project_id: str, version_id: str, reason: str
+    db: Database, caller: Principal, project_id: str, version_id: str, reason: str
 ) -> ModelVersion:
     async with db.transaction() as session:
         found = await _version(session, caller, version_id, project_id, lock=True)
@@ -497,7 +528,7 @@ class RecordedEvaluation:
 async def record_evaluation(
     db: Database,
     reports: ReportStore,
-    caller: Caller,
+    caller: Principal,
     project_id: str | None,
     version_id: str,
     result: schemas.EvaluationResult,
@@ -506,60 +537,60 @@ async def record_evaluation(
 ) -> RecordedEvaluation:
     """Judge an evaluation's metrics against the gate and move the version to evaluation_passed/failed.
 
-    Thresholds come from the result or, absent there, from the project's gate; no thresholds at all is a
-    bad request (a gate that checks nothing would release anything). Recording the same evaluation again
-    returns the first decision. `start_if_needed` (for workflows) starts the evaluation first when the
-    version is not being evaluated yet.
+    The verdict is the registry's: the project's gate, plus any thresholds sent with the result (they can
+    only add checks, never loosen the project's); with neither, a bad request (a gate that checks nothing
+    would release anything). `evaluation_id` defaults to the version's current evaluation.
+
+    One evaluation has one result, however many callers post it at once: the version's row is locked
+    while it is judged and stored, so the first stores it; a repeat with the same metrics, report (and
+    report_uri, when given) returns that stored result, a different one is a 409. `start_if_needed` (for
+    workflows) starts the evaluation first when the version is not being evaluated yet.
     """
-    async with db.session() as session:
-        found = await _version(session, caller, version_id, project_id)
-        owner = await _project(session, caller, found.project_id)
-        evaluation_id = result.evaluation_id or (found.evaluation_id if found.state == "evaluating" else None)
-        if evaluation_id is not None and (done := await session.get(Evaluation, evaluation_id)) is not None:
-            return _recorded_already(found, done, caller)
-    if evaluation_id is None:
-        raise IllegalTransition(
-            MODEL_VERSION.name,
-            found.state,
-            "pass_evaluation",
-            MODEL_VERSION.allowed(found.state),
-            "no evaluation is in progress: start one, or give evaluation_id",
-        )
-    if not (start_if_needed and MODEL_VERSION.can(found.state, "start_evaluation")):
-        MODEL_VERSION.transition(found.state, "pass_evaluation")  # 409 now, before writing any report
-    thresholds = result.thresholds or {name: Threshold.model_validate(b) for name, b in owner.gate.items()}
-    if not thresholds:
-        raise BadRequest(
-            "thresholds: none given and the model project has no gate configured; a gate must check something"
-        )
-    verdict = domain.judge(result.metrics, thresholds)
-    gate = _gate_json(thresholds)
-    report_uri = result.report_uri or await reports.put(
-        reports.key(caller.tenant, found.project_id, found.id, evaluation_id),
-        {
-            "evaluation_id": evaluation_id,
-            "version_id": found.id,
-            "model_id": found.project_id,
-            "version": found.version,
-            "passed": verdict.passed,
-            "metrics": dict(result.metrics),
-            "thresholds": gate,
-            "checks": verdict.checks,
-            "failed_checks": verdict.failed_checks,
-            "report": result.report,
-        },
-    )
-    async with _unique(db, f"evaluation {evaluation_id!r}") as session:
+    what = f"evaluation {result.evaluation_id!r}" if result.evaluation_id else "the evaluation"
+    async with _unique(db, what) as session:
         found = await _version(session, caller, version_id, project_id, lock=True)
-        if (done := await session.get(Evaluation, evaluation_id)) is not None:
-            return _recorded_already(found, done, caller)
-        if start_if_needed and found.state != "evaluating":
-            await _start_evaluation(session, caller, found, evaluation_id)
-        if found.state == "evaluating" and found.evaluation_id != evaluation_id:
+        owner = await _project(session, caller, found.project_id)
+        evaluation_id = result.evaluation_id or found.evaluation_id
+        if evaluation_id is not None and (done := await session.get(Evaluation, evaluation_id)) is not None:
+            return _recorded_already(found, done, caller, result)
+        if evaluation_id is None:
+            raise IllegalTransition(
+                MODEL_VERSION.name,
+                found.state,
+                "pass_evaluation",
+                MODEL_VERSION.allowed(found.state),
+                "no evaluation is in progress: start one, or give evaluation_id",
+            )
+        start = start_if_needed and found.state != "evaluating"
+        # Refusals first (409, 400), before writing any report.
+        MODEL_VERSION.transition(found.state, "start_evaluation" if start else "pass_evaluation")
+        if not start and found.evaluation_id != evaluation_id:
             raise Conflict(
                 f"model version {found.id!r} is being evaluated by evaluation {found.evaluation_id!r}, "
                 f"not {evaluation_id!r}"
             )
+        gate = effective_gate(owner.gate, result.thresholds)
+        if start:
+            await _start_evaluation(session, caller, found, evaluation_id)
+        verdict = domain.judge(result.metrics, gate)
+        gate_json = _gate_json(gate)
+        # Written under the version's lock: a concurrent post of another result for this evaluation waits,
+        # then finds this one stored, and never overwrites the report it points to.
+        report_uri = result.report_uri or await reports.put(
+            reports.key(caller.tenant_id, found.project_id, found.id, evaluation_id),
+            {
+                "evaluation_id": evaluation_id,
+                "version_id": found.id,
+                "model_id": found.project_id,
+                "version": found.version,
+                "passed": verdict.passed,
+                "metrics": dict(result.metrics),
+                "thresholds": gate_json,
+                "checks": verdict.checks,
+                "failed_checks": verdict.failed_checks,
+                "report": result.report,
+            },
+        )
         common: dict[str, Any] = {
             "evaluation_id": evaluation_id,
             "metrics": dict(result.metrics),
@@ -581,11 +612,11 @@ async def record_evaluation(
         found.evaluation_passed = verdict.passed
         evaluation = Evaluation(
             id=evaluation_id,
-            tenant=caller.tenant,
+            tenant=caller.tenant_id,
             version_id=found.id,
             passed=verdict.passed,
             metrics=dict(result.metrics),
-            thresholds=gate,
+            thresholds=gate_json,
             failed_checks=verdict.failed_checks,
             checks=verdict.checks,
             report=result.report,
@@ -595,14 +626,51 @@ async def record_evaluation(
     return RecordedEvaluation(found, evaluation, created=True)
 
 
-def _recorded_already(version: ModelVersion, done: Evaluation, caller: Caller) -> RecordedEvaluation:
-    if done.version_id != version.id or done.tenant != caller.tenant:
+def effective_gate(project_gate: Mapping[str, Any], given: Mapping[str, Threshold] | None) -> Thresholds:
+    """The thresholds an evaluation is judged by: the project's gate, tightened by those `given` with the
+    result (a higher `min`, a lower `max`, another metric), never loosened. Neither: a bad request."""
+    gate: dict[str, Threshold] = {name: Threshold.model_validate(b) for name, b in project_gate.items()}
+    for name, bound in (given or {}).items():
+        mine = gate.get(name)
+        if mine is None:
+            gate[name] = bound
+            continue
+        low = [v for v in (mine.min, bound.min) if v is not None]
+        high = [v for v in (mine.max, bound.max) if v is not None]
+        # Bounds that cross can never pass: kept as they are (built unchecked), the metric fails a check.
+        gate[name] = Threshold.model_construct(min=max(low) if low else None, max=min(high) if high else None)
+    if not gate:
+        raise BadRequest(
+            "thresholds: none given and the model project has no gate configured; a gate must check something"
+        )
+    return gate
+
+
+def _recorded_already(
+    version: ModelVersion, done: Evaluation, caller: Principal, result: schemas.EvaluationResult
+) -> RecordedEvaluation:
+    """The stored result of an evaluation, for a repeat of it; a different result for it is a 409."""
+    if done.version_id != version.id or done.tenant != caller.tenant_id:
         raise Conflict(f"evaluation {done.id!r} was recorded for another model version")
+    different = [
+        name
+        for name, same in (
+            ("metrics", dict(done.metrics) == dict(result.metrics)),
+            ("report", dict(done.report) == dict(result.report)),
+            ("report_uri", result.report_uri is None or result.report_uri == done.report_uri),
+        )
+        if not same
+    ]
+    if different:
+        raise Conflict(
+            f"evaluation {done.id!r} was recorded already with other {' and '.join(different)}; "
+            "one evaluation has one result (start a new evaluation to judge new results)"
+        )
     return RecordedEvaluation(version, done, created=False)
 
 
 async def release(
-    db: Database, caller: Caller, project_id: str | None, version_id: str, body: schemas.Release
+    db: Database, caller: Principal, project_id: str | None, version_id: str, body: schemas.Release
 ) -> ModelVersion:
     """Release a version whose evaluation passed; `alias` moves to it from the project's other versions."""
     async with db.transaction() as session:
@@ -623,12 +691,16 @@ async def release(
 
 
 async def override_release(
-    db: Database, caller: Caller, project_id: str, version_id: str, body: schemas.OverrideRelease
+    db: Database, caller: Principal, project_id: str, version_id: str, body: schemas.OverrideRelease
 ) -> ModelVersion:
     """Release a version whose evaluation failed: needs an approver and a reason, both audited."""
     async with db.transaction() as session:
+        # The approver is who signed in; a service (the chain) passes on the user who approved there.
+        if not caller.is_service and body.approved_by not in (None, caller.actor):
+            raise Forbidden(f"{caller.actor} may not approve in the name of {body.approved_by!r}")
+        approver = body.approved_by if caller.is_service else caller.actor
         found = await _version(session, caller, version_id, project_id, lock=True)
-        fields = {"approved_by": body.approved_by, "reason": body.reason}
+        fields = {"approved_by": approver, "reason": body.reason}
         MODEL_VERSION.transition(found.state, "override_release", fields=fields)  # before reading more
         failed = await session.get(Evaluation, found.evaluation_id) if found.evaluation_id else None
         failed_checks = list(failed.failed_checks) if failed is not None else []
@@ -640,7 +712,7 @@ async def override_release(
             ModelVersionReleaseOverridden,
             fields=fields,
             evaluation_id=found.evaluation_id,
-            approved_by=(body.approved_by or "").strip(),
+            approved_by=(approver or "").strip(),
             reason=(body.reason or "").strip(),
             failed_checks=failed_checks,
             alias=body.alias,
@@ -658,6 +730,12 @@ async def _take_alias(session: AsyncSession, version: ModelVersion, alias: str |
     """An alias names one version of a project: add it here, remove it from the others."""
     if alias is None:
         return
+    # Aliases of one project move one at a time: concurrent releases naming the same alias queue on the
+    # project's row, and each sees the one before it committed (else both would keep the alias).
+    await session.exec(  # type: ignore[call-overload]
+        text("SELECT id FROM model_project WHERE id = :project FOR UPDATE"),
+        params={"project": version.project_id},
+    )
     await session.exec(  # type: ignore[call-overload]
         text(
             "UPDATE model_version SET tags = tags - CAST(:alias AS text), updated_at = now() "
@@ -670,7 +748,7 @@ async def _take_alias(session: AsyncSession, version: ModelVersion, alias: str |
 
 
 async def mark_delivered(
-    db: Database, caller: Caller, project_id: str | None, version_id: str, body: schemas.Delivered
+    db: Database, caller: Principal, project_id: str | None, version_id: str, body: schemas.Delivered
 ) -> ModelVersion:
     """Record a delivery; only a released version can be delivered (the same order again is a no-op)."""
     async with db.transaction() as session:
@@ -693,7 +771,7 @@ async def mark_delivered(
 
 
 async def deprecate(
-    db: Database, caller: Caller, project_id: str, version_id: str, body: schemas.Deprecate
+    db: Database, caller: Principal, project_id: str, version_id: str, body: schemas.Deprecate
 ) -> ModelVersion:
     async with db.transaction() as session:
         found = await _version(session, caller, version_id, project_id, lock=True)
@@ -713,7 +791,7 @@ async def deprecate(
 
 
 async def reinstate(
-    db: Database, caller: Caller, project_id: str, version_id: str, body: schemas.Reinstate
+    db: Database, caller: Principal, project_id: str, version_id: str, body: schemas.Reinstate
 ) -> ModelVersion:
     """Roll back to a deprecated version: it is released again (MR-2)."""
     async with db.transaction() as session:
@@ -736,7 +814,7 @@ async def reinstate(
 
 
 async def archive(
-    db: Database, caller: Caller, project_id: str, version_id: str, body: schemas.Archive
+    db: Database, caller: Principal, project_id: str, version_id: str, body: schemas.Archive
 ) -> ModelVersion:
     async with db.transaction() as session:
         found = await _version(session, caller, version_id, project_id, lock=True)
@@ -745,11 +823,11 @@ async def archive(
 
 
 async def _sibling(
-    session: AsyncSession, caller: Caller, version: ModelVersion, other_id: str, field: str
+    session: AsyncSession, caller: Principal, version: ModelVersion, other_id: str, field: str
 ) -> None:
     query = select(ModelVersion.id).where(
         ModelVersion.id == other_id,
-        ModelVersion.tenant == caller.tenant,
+        ModelVersion.tenant == caller.tenant_id,
         ModelVersion.project_id == version.project_id,
     )
     if other_id == version.id or (await session.exec(query)).first() is None:

@@ -30,6 +30,7 @@ from forge_contracts.activities.scheduler import (
 )
 from forge_contracts.state_machines import IllegalTransition
 from forge_kit.errors import ForgeError
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -64,16 +65,19 @@ class SchedulerActivities:
     @activity.defn(name=REQUEST_ALLOCATION)
     async def request_allocation(self, request: AllocationRequest) -> AllocationGrant:
         """Request (or find, by request key) an allocation; optionally wait while it is queued."""
-        body = AllocationCreate(
-            project_id=request.project_id,
-            priority=request.priority,
-            gang_size=request.gang_size,
-            per_worker=request.per_worker,
-            workload_kind=request.workload_kind,
-            workload_id=request.workload_id,
-            request_key=request.request_key,
-            command=request.command,
-        )
+        try:
+            body = AllocationCreate(
+                project_id=request.project_id,
+                priority=request.priority,
+                gang_size=request.gang_size,
+                per_worker=request.per_worker,
+                workload_kind=request.workload_kind,
+                workload_id=request.workload_id,
+                request_key=request.request_key,
+                workload=request.workload,
+            )
+        except ValidationError as error:  # within the contract, beyond what the HTTP API takes
+            raise _non_retryable(error) from error
         try:
             found, _ = await service.request_allocation(self.s, request.tenant_id, request.actor, body)
             deadline = time.monotonic() + request.wait_for_admission_s
@@ -91,8 +95,9 @@ class SchedulerActivities:
 
     @activity.defn(name=RUN_ON_ALLOCATION)
     async def run_on_allocation(self, spec: RunSpec) -> RunResult:
-        """Run the command on the allocation, heartbeating the last log lines until the workers end; if
-        the activity is cancelled, the allocation is cancelled and its workers killed."""
+        """Run the workload (a registered kind) on the allocation, heartbeating the last log lines until
+        the workers end; if the activity is cancelled, the allocation is cancelled and its workers
+        killed."""
         tenant, allocation_id = spec.tenant_id, spec.allocation_id
         try:
             found = await service.allocation(self.s, tenant, allocation_id)
@@ -121,8 +126,8 @@ class SchedulerActivities:
 
     async def _start(self, spec: RunSpec) -> Allocation:
         try:
-            return await service.run_allocation(self.s, spec.tenant_id, spec.allocation_id, spec.command)
-        except IllegalTransition:  # started meanwhile (its own command, once admitted)
+            return await service.run_allocation(self.s, spec.tenant_id, spec.allocation_id, spec.workload)
+        except IllegalTransition:  # started meanwhile (its own workload, once admitted)
             return await service.allocation(self.s, spec.tenant_id, spec.allocation_id)
 
     async def _cancel(self, tenant: str, allocation_id: str) -> None:

@@ -8,6 +8,9 @@ gang is never starved by a stream of small requests behind it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,3 +161,26 @@ def usage_of(per_worker: Resources, gang_size: int, started_at: datetime, ended_
         cpu_core_seconds=held.cpu_millis / 1000 * seconds,
         accelerator_seconds=held.accelerator_count() * seconds,
     )
+
+
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+"""A DNS-1123 label: what names a tenant, a project and a queue (a Volcano queue, a namespace)."""
+
+
+def queue_name(tenant: str, project: str) -> str:
+    """The queue of a tenant's project, a DNS label of at most 63 characters; distinct projects never
+    share one.
+
+    `<tenant>-<project>` with the hyphens inside each part doubled, so the one single hyphen says where
+    the tenant ends: `a-b` + `c` is `a--b-c`, `a` + `b-c` is `a-b--c` (`globex` + `vision` stays
+    `globex-vision`). A name longer than 63 characters is cut and ends in `---` and 65 bits of a SHA-256
+    of the whole name instead (a run of three hyphens never occurs in the other form)."""
+    for part in (tenant, project):
+        if not DNS_LABEL.fullmatch(part):
+            raise ValueError(f"{part!r} is not a DNS label")
+    name = f"{tenant.replace('-', '--')}-{project.replace('-', '--')}"
+    if len(name) <= 63:
+        return name
+    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode().lower()[:13]
+    head = re.sub("-+", "-", name)[: 63 - 3 - len(digest)].rstrip("-")
+    return f"{head}---{digest}"

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from forge_contracts.activities.scheduler import (
     AcceleratorKind,
     AllocationState,
-    CommandSpec,
     WorkerResources,
+    Workload,
     WorkloadKind,
 )
 from forge_contracts.events.base import Id
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from forge_kit.types import Line, NonNegativeInt32, NonNegativeInt64, PositiveInt32, PositiveInt64, Text
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from forge_scheduler import workloads
 from forge_scheduler.tables import Allocation, Project
 
 DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length=63)]
@@ -26,17 +28,34 @@ class _Body(BaseModel):
 
 class ProjectCreate(_Body):
     name: DnsLabel = Field(description="Unique in the tenant; a DNS label (it names the project's queue).")
-    description: str | None = Field(default=None, max_length=4000)
+    description: Text | None = Field(default=None, max_length=4000)
 
 
 class Quota(_Body):
     """A project's quota: what its admitted and running allocations may hold together."""
 
-    cpu_millis: int = Field(ge=0, le=10**12, description="CPU in millicores (1000 = one core).")
-    memory_bytes: int = Field(ge=0, le=2**62, description="Memory in bytes.")
-    accelerators: dict[AcceleratorKind, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
+    cpu_millis: NonNegativeInt64 = Field(le=10**12, description="CPU in millicores (1000 = one core).")
+    memory_bytes: NonNegativeInt64 = Field(description="Memory in bytes.")
+    accelerators: dict[AcceleratorKind, Annotated[NonNegativeInt32, Field(le=1_000_000)]] = Field(
         default_factory=dict, description='By kind, e.g. {"nvidia.com/gpu": 2, "huawei.com/Ascend910": 0}.'
     )
+
+
+class WorkerRequest(WorkerResources):
+    """What one worker of a gang needs, as a request: JSON integers within the allocations table's
+    BIGINT columns."""
+
+    cpu_millis: PositiveInt64 = Field(le=10_000_000, description="CPU in millicores (1000 = one core).")
+    memory_bytes: PositiveInt64 = Field(description="Memory in bytes.")
+    accelerators: dict[AcceleratorKind, Annotated[NonNegativeInt32, Field(le=1024)]] = Field(
+        default_factory=dict,
+        description="Accelerators by kind, at most one kind with a non-zero count per worker.",
+    )
+
+
+def _as_data(value: Any) -> Any:
+    # The scheduler's activities build requests from the contract's models: validate them as data.
+    return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 class ProjectView(BaseModel):
@@ -79,20 +98,27 @@ class UsageView(BaseModel):
 
 
 class AllocationCreate(_Body):
-    project_id: str = Field(min_length=1, max_length=64)
-    priority: int = Field(default=0, ge=0, le=1000, description="Higher is admitted first.")
-    gang_size: int = Field(default=1, ge=1, le=1024, description="Workers that must start together.")
-    per_worker: WorkerResources
+    project_id: Line = Field(min_length=1, max_length=64)
+    priority: NonNegativeInt32 = Field(default=0, le=1000, description="Higher is admitted first.")
+    gang_size: PositiveInt32 = Field(default=1, le=1024, description="Workers that must start together.")
+    per_worker: Annotated[WorkerRequest, BeforeValidator(_as_data)]
     workload_kind: WorkloadKind = "training_job"
     workload_id: Id | None = Field(default=None, description="Default: the allocation's own id.")
-    request_key: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Idempotency key: same key, same allocation."
+    request_key: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Idempotency key: the same key with the same request is the same allocation (200); "
+        "with another request it is a 422.",
     )
-    command: CommandSpec | None = Field(default=None, description="If given, it runs as soon as admitted.")
+    workload: Workload | None = Field(
+        default=None,
+        description="A registered workload kind and its parameters; if given, it runs as soon as admitted.",
+    )
 
 
 class CancelBody(_Body):
-    reason: str | None = Field(default=None, min_length=1, max_length=4000)
+    reason: Text | None = Field(default=None, min_length=1, max_length=4000)
 
 
 class AllocationView(BaseModel):
@@ -107,7 +133,7 @@ class AllocationView(BaseModel):
     queue: str
     sequence: int
     request_key: str | None
-    command: CommandSpec | None
+    workload: Workload | None
     rejection_code: str | None
     reason: str | None
     backend: str | None
@@ -137,7 +163,7 @@ class AllocationView(BaseModel):
             queue=allocation.queue,
             sequence=allocation.sequence,
             request_key=allocation.request_key,
-            command=CommandSpec.model_validate(allocation.command) if allocation.command else None,
+            workload=workloads.recorded(allocation.workload),
             rejection_code=allocation.rejection_code,
             reason=allocation.reason,
             backend=allocation.backend,

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import hashlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from forge_contracts.activities.scheduler import CommandSpec
+from forge_contracts.activities.scheduler import Workload
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.base import ResourceRequest
 from forge_contracts.events.scheduler import (
@@ -39,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from forge_scheduler import domain
+from forge_scheduler import domain, workloads
 from forge_scheduler.backends import (
     BackendError,
     JobHandle,
@@ -62,12 +65,13 @@ log = logger(component="scheduler")
 @dataclass
 class Scheduler:
     """What the use cases work with: the database, the compute backend, where job folders go, a clock,
-    and the tasks watching running jobs."""
+    the interpreter workloads run with, and the tasks watching running jobs."""
 
     db: Database
     backend: LocalBackend
     jobs_dir: Path
     clock: domain.Clock = domain.utc_now
+    python: str = sys.executable
     watchers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def close(self) -> None:
@@ -75,6 +79,13 @@ class Scheduler:
         await self.backend.stop_all()
         if self.watchers:
             await asyncio.wait(list(self.watchers.values()), timeout=10)
+
+
+class Unprocessable(ForgeError):
+    """The request is well-formed JSON but contradicts what the service already recorded (422)."""
+
+    status = 422
+    title = "Invalid request"
 
 
 # ---------------------------------------------------------------- projects and quotas
@@ -92,7 +103,7 @@ async def create_project(s: Scheduler, tenant: str, body: ProjectCreate) -> Proj
                 tenant_id=tenant,
                 name=body.name,
                 description=body.description,
-                queue=f"{tenant}-{body.name}"[:63].rstrip("-"),
+                queue=domain.queue_name(tenant, body.name),
                 created_at=now,
             )
             session.add(project)
@@ -129,7 +140,7 @@ async def _project(session: AsyncSession, tenant: str, project_id: str, *, lock:
 
 async def set_quota(s: Scheduler, tenant: str, project_id: str, quota: Quota) -> Project:
     """Replace a project's quota; queued allocations that can now never fit are rejected, those that now
-    fit are admitted (and started when they carry a command)."""
+    fit are admitted (and started when they carry a workload)."""
     now = s.clock()
     async with s.db.transaction() as session:
         found = await _project(session, tenant, project_id, lock=True)
@@ -143,7 +154,7 @@ async def set_quota(s: Scheduler, tenant: str, project_id: str, quota: Quota) ->
             if reason is not None:
                 await _reject(session, waiting, reason, now)
         admitted = await _admit_waiting(session, found, now)
-    await _start_commanded(s, admitted)
+    await _start_workloads(s, admitted)
     return found
 
 
@@ -234,14 +245,16 @@ async def request_allocation(
     s: Scheduler, tenant: str, actor: str | None, body: AllocationCreate
 ) -> tuple[Allocation, bool]:
     """Record a request, then reject it (it can never fit), or queue it and admit what the project's queue
-    now allows. Returns the allocation and whether it was created (False: the request key was known)."""
+    now allows. Returns the allocation and whether it was created (False: the request key was known, with
+    the same request; with another one it is a 422)."""
     now = s.clock()
+    digest = request_digest(body)
     try:
         async with s.db.transaction() as session:
             found = await _project(session, tenant, body.project_id, lock=True)
             if body.request_key and (known := await _by_request_key(session, tenant, body.request_key)):
-                return known, False
-            new = _new_allocation(tenant, actor, found, body, now)
+                return _same_request(known, digest), False
+            new = _new_allocation(tenant, actor, found, body, now, digest)
             session.add(new)
             await _emit(session, new, _requested(new, now))
             reason = domain.never_fits_reason(new.per_worker(), new.gang_size, found.quota())
@@ -263,14 +276,34 @@ async def request_allocation(
     except IntegrityError:  # the same request key, concurrently, in another project
         async with s.db.session() as session:
             if body.request_key and (known := await _by_request_key(session, tenant, body.request_key)):
-                return known, False
+                return _same_request(known, digest), False
         raise
-    await _start_commanded(s, admitted)
+    await _start_workloads(s, admitted)
     return await allocation(s, tenant, new.id), True
 
 
+def request_digest(body: AllocationCreate) -> str:
+    """What identifies a request besides its key: SHA-256 of its canonical JSON (defaults filled in,
+    zero accelerator counts dropped), so the same request sent again matches whichever way it is
+    spelt."""
+    data = body.model_dump(mode="json", exclude={"request_key"})
+    data["per_worker"]["accelerators"] = {k: v for k, v in data["per_worker"]["accelerators"].items() if v}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_request(known: Allocation, digest: str) -> Allocation:
+    """The allocation a request key already names, if it was asked for with the same request."""
+    if known.request_digest is not None and known.request_digest != digest:
+        raise Unprocessable(
+            f"request_key {known.request_key!r} was already used for another request (allocation "
+            f"{known.id}); send the same request again, or use a new key"
+        )
+    return known
+
+
 def _new_allocation(
-    tenant: str, actor: str | None, found: Project, body: AllocationCreate, now: datetime
+    tenant: str, actor: str | None, found: Project, body: AllocationCreate, now: datetime, digest: str
 ) -> Allocation:
     allocation_id = uuid7()
     return Allocation(
@@ -278,6 +311,7 @@ def _new_allocation(
         tenant_id=tenant,
         project_id=found.id,
         request_key=body.request_key,
+        request_digest=digest if body.request_key else None,
         state=MACHINE.initial,
         priority=body.priority,
         gang_size=body.gang_size,
@@ -288,7 +322,7 @@ def _new_allocation(
         workload_id=body.workload_id or allocation_id,
         queue=found.queue,
         actor=actor,
-        command=body.command.model_dump(mode="json") if body.command else None,
+        workload=body.workload.model_dump(mode="json") if body.workload else None,
         created_at=now,
     )
 
@@ -337,10 +371,10 @@ async def _admit_waiting(session: AsyncSession, found: Project, now: datetime) -
     return admitted
 
 
-async def _start_commanded(s: Scheduler, admitted: Sequence[Allocation]) -> None:
-    """Start the newly admitted allocations that carry a command; one that cannot start is cancelled."""
+async def _start_workloads(s: Scheduler, admitted: Sequence[Allocation]) -> None:
+    """Start the newly admitted allocations that carry a workload; one that cannot start is cancelled."""
     for item in admitted:
-        if item.command is None:
+        if item.workload is None:
             continue
         try:
             await run_allocation(s, item.tenant_id, item.id, None)
@@ -353,19 +387,20 @@ async def _start_commanded(s: Scheduler, admitted: Sequence[Allocation]) -> None
 
 
 async def run_allocation(
-    s: Scheduler, tenant: str, allocation_id: str, command: CommandSpec | None
+    s: Scheduler, tenant: str, allocation_id: str, workload: Workload | None
 ) -> Allocation:
-    """Start an admitted allocation's gang on the local backend; its exit releases the allocation."""
+    """Start an admitted allocation's gang on the local backend running `workload` (or the one given at
+    request); the workers' exit releases the allocation."""
     handle: JobHandle | None = None
     try:
         async with s.db.transaction() as session:
             target = await _allocation(session, tenant, allocation_id, lock=True)
             MACHINE.transition(target.state, "start")  # fail before starting anything
-            spec = command or (CommandSpec.model_validate(target.command) if target.command else None)
+            spec = workload or workloads.recorded(target.workload)
             if spec is None:
-                raise BadRequest("no command to run: give one in the body or when requesting the allocation")
+                raise BadRequest("no workload to run: give one in the body or when requesting the allocation")
             handle = await _start_job(s, target, spec)
-            target.command = spec.model_dump(mode="json")
+            target.workload = spec.model_dump(mode="json")
             target.log_dir = str(handle.log_dir)
             await _start(session, target, s.clock(), handle.backend, handle.ref, handle.nodes)
     except BaseException:
@@ -379,7 +414,7 @@ async def run_allocation(
 async def attach_workload(
     s: Scheduler, tenant: str, allocation_id: str, runner: str, nodes: Sequence[str]
 ) -> Allocation:
-    """admitted -> running for a workload its owner runs itself (no command of ours): from now on its
+    """admitted -> running for a workload its owner runs itself (nothing of ours runs): from now on its
     usage counts until it is released. An allocation already running is returned unchanged."""
     async with s.db.transaction() as session:
         target = await _allocation(session, tenant, allocation_id, lock=True)
@@ -400,16 +435,21 @@ async def _start(
     )
 
 
-async def _start_job(s: Scheduler, target: Allocation, spec: CommandSpec) -> JobHandle:
-    if spec.working_dir is not None and not Path(spec.working_dir).is_absolute():
-        raise BadRequest(f"working_dir must be an absolute path, not {spec.working_dir!r}")
+async def _start_job(s: Scheduler, target: Allocation, spec: Workload) -> JobHandle:
+    """Render the workload into the job's own folder and start its gang there."""
+    job_dir = s.jobs_dir / target.id
+    rendered = workloads.render(spec, job_dir, s.python)
+    try:
+        await asyncio.to_thread(_write_files, job_dir, rendered.files)
+    except OSError as error:
+        raise BadRequest(f"cannot prepare the job's folder {job_dir}: {error.strerror or error}") from error
     job = LocalJobSpec(
         job_id=target.id,
-        argv=list(spec.argv),
+        argv=rendered.argv,
         gang_size=target.gang_size,
-        log_dir=s.jobs_dir / target.id,
-        env={**spec.env, "FORGE_ALLOCATION_ID": target.id, "FORGE_PROJECT_ID": target.project_id},
-        working_dir=Path(spec.working_dir) if spec.working_dir else None,
+        log_dir=job_dir,
+        env={"FORGE_ALLOCATION_ID": target.id, "FORGE_PROJECT_ID": target.project_id},
+        working_dir=job_dir,
         max_address_space_bytes=spec.max_address_space_bytes,
         max_cpu_time_s=spec.max_cpu_time_s,
     )
@@ -417,6 +457,12 @@ async def _start_job(s: Scheduler, target: Allocation, spec: CommandSpec) -> Job
         return await s.backend.start(job)
     except BackendError as error:
         raise BadRequest(str(error)) from error
+
+
+def _write_files(job_dir: Path, files: Mapping[str, str]) -> None:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (job_dir / name).write_text(text, encoding="utf-8")
 
 
 async def _watch(s: Scheduler, allocation_id: str, handle: JobHandle) -> None:
@@ -452,7 +498,7 @@ async def _finish_run(s: Scheduler, allocation_id: str, status: JobStatus) -> No
             await _release(session, target, now, f"workers exited with code {status.exit_code}")
             admitted = await _admit_waiting(session, found, now)
         session.add(target)
-    await _start_commanded(s, admitted)
+    await _start_workloads(s, admitted)
 
 
 async def _release(session: AsyncSession, target: Allocation, now: datetime, reason: str) -> None:
@@ -504,7 +550,7 @@ async def _end(
             target.ended_at = now
             target.reason = reason
         admitted = await _admit_waiting(session, found, now)
-    await _start_commanded(s, admitted)
+    await _start_workloads(s, admitted)
     return target
 
 
@@ -563,6 +609,7 @@ async def _emit(session: AsyncSession, target: Allocation, payload: AllocationEv
 __all__ = [
     "ForgeError",
     "Scheduler",
+    "Unprocessable",
     "allocation",
     "allocation_logs",
     "allocations",
@@ -573,6 +620,7 @@ __all__ = [
     "projects",
     "release_allocation",
     "request_allocation",
+    "request_digest",
     "run_allocation",
     "set_quota",
     "usage",

@@ -1,4 +1,5 @@
-"""The scheduler's own tables: tenants, projects (with their quota) and allocations."""
+"""The scheduler's own tables: tenants and their members (the directory), projects (with their quota)
+and allocations."""
 
 from __future__ import annotations
 
@@ -19,10 +20,38 @@ def _ts(nullable: bool = True) -> Any:
 
 
 class Tenant(SQLModel, table=True):
+    """A tenant: created by a platform admin (directory), or recorded when a service names it first."""
+
     __tablename__ = "tenants"
 
     id: str = Field(primary_key=True)
+    display_name: str | None = None
+    created_by: str | None = None
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Membership(SQLModel, table=True):
+    """A role of a user in a tenant, or in one project of it (`project_id`)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id",
+            "username",
+            "project_id",
+            "role",
+            name="memberships_unique",
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+
+    id: str = Field(primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True)
+    username: str = Field(index=True)
+    project_id: str | None = Field(default=None, foreign_key="projects.id")
+    role: str
+    granted_by: str
+    granted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Project(SQLModel, table=True):
@@ -56,6 +85,7 @@ class Allocation(SQLModel, table=True):
     tenant_id: str = Field(index=True)
     project_id: str = Field(foreign_key="projects.id", index=True)
     request_key: str | None = None
+    request_digest: str | None = None  # SHA-256 of the request the key was first used with
     state: str
     sequence: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     priority: int
@@ -67,7 +97,7 @@ class Allocation(SQLModel, table=True):
     workload_id: str
     queue: str
     actor: str | None = None
-    command: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    workload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     rejection_code: str | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     backend: str | None = None
@@ -81,3 +111,8 @@ class Allocation(SQLModel, table=True):
 
     def per_worker(self) -> Resources:
         return Resources(self.cpu_millis, self.memory_bytes, dict(self.accelerators))
+
+
+from forge_scheduler.audit.tables import AuditEntry  # noqa: E402  (the same metadata, for migrations)
+
+__all__ = ["Allocation", "AuditEntry", "Membership", "Project", "Tenant", "metadata"]

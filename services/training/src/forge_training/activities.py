@@ -18,7 +18,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +49,22 @@ from forge_training import service
 from forge_training.domain import (
     EvaluationLayout,
     EvaluationPaths,
+    ForeignObject,
+    InvalidUri,
     JobLayout,
     ObjectLocation,
     RunPaths,
+    check_own_dataset_file,
+    check_own_model,
     error_message,
     evaluate_spec,
     evaluation_metrics,
+    judge,
     parse_s3_uri,
     runtime_spec,
 )
 from forge_training.runtime_process import RuntimeProcess, run_runtime
-from forge_training.schemas import CreateEvaluationJob
+from forge_training.schemas import EvaluationSettings
 from forge_training.service import Deps, ProgressBatch, RunStart
 from forge_training.storage import MissingObject
 from forge_training.tables import EvaluationJob, TrainingJob
@@ -155,15 +160,17 @@ class TrainingActivities:
     @activity.defn(name=FAIL_JOB)
     async def fail_job(self, request: FailJob) -> JobStatus:
         """Active -> failed with the error (no-op on an ended job)."""
-        await service.fail(self.deps.db, request.tenant_id, request.job_id, error=request.error)
-        job = await service.job(self.deps.db, request.tenant_id, request.job_id)
+        with _gone_is_final():
+            await service.fail(self.deps.db, request.tenant_id, request.job_id, error=request.error)
+            job = await service.job(self.deps.db, request.tenant_id, request.job_id)
         return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
 
     @activity.defn(name=CANCEL_JOB)
     async def cancel_job(self, ref: JobRef) -> JobStatus:
         """Active -> cancelled (no-op on an ended job)."""
-        await service.cancel(self.deps.db, ref.tenant_id, ref.job_id)
-        job = await service.job(self.deps.db, ref.tenant_id, ref.job_id)
+        with _gone_is_final():
+            await service.cancel(self.deps.db, ref.tenant_id, ref.job_id)
+            job = await service.job(self.deps.db, ref.tenant_id, ref.job_id)
         return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
 
     @activity.defn(name=RUN_TRAINING)
@@ -312,6 +319,15 @@ class TrainingActivities:
         return JobLayout(self.deps.store.bucket, job.tenant, job.id)
 
 
+@contextlib.contextmanager
+def _gone_is_final() -> Iterator[None]:
+    """Ending a job that does not exist (its creation was rolled back) cannot succeed on a retry."""
+    try:
+        yield
+    except NotFound as missing:
+        raise ApplicationError(str(missing), type="JobNotFound", non_retryable=True) from None
+
+
 def _ended(job: TrainingJob) -> TrainingOutcome:
     """The outcome of a job that is not running: one that ended already (a retry after the end)."""
     if job.state not in ("succeeded", "failed", "cancelled"):
@@ -338,15 +354,19 @@ class EvaluationActivities:
     @activity.defn(name=FAIL_EVALUATION)
     async def fail_evaluation(self, request: FailJob) -> JobStatus:
         """Active -> failed with the error (no-op on an ended evaluation)."""
-        await service.fail_evaluation(self.deps.db, request.tenant_id, request.job_id, error=request.error)
-        job = await service.evaluation(self.deps.db, request.tenant_id, request.job_id)
+        with _gone_is_final():
+            await service.fail_evaluation(
+                self.deps.db, request.tenant_id, request.job_id, error=request.error
+            )
+            job = await service.evaluation(self.deps.db, request.tenant_id, request.job_id)
         return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
 
     @activity.defn(name=CANCEL_EVALUATION)
     async def cancel_evaluation(self, ref: JobRef) -> JobStatus:
         """Active -> cancelled (no-op on an ended evaluation)."""
-        await service.cancel_evaluation(self.deps.db, ref.tenant_id, ref.job_id)
-        job = await service.evaluation(self.deps.db, ref.tenant_id, ref.job_id)
+        with _gone_is_final():
+            await service.cancel_evaluation(self.deps.db, ref.tenant_id, ref.job_id)
+            job = await service.evaluation(self.deps.db, ref.tenant_id, ref.job_id)
         return JobStatus(job_id=job.id, state=job.state)  # type: ignore[arg-type]
 
     @activity.defn(name=RUN_EVALUATION)
@@ -369,24 +389,26 @@ class EvaluationActivities:
                 return await self._evaluate(job, Path(work_dir), progress)
 
     async def _find_or_create(self, request: EvaluationRequest) -> EvaluationJob:
+        """The evaluation to run. One named by id was recorded by the API in the transaction that started
+        its workflow: not found yet means not committed yet, so the activity is retried. Otherwise the
+        request is validated like the API's body and its model and test file must be the tenant's own (its
+        training outputs, its dataset files): a caller's URI is never read with another tenant's reach."""
         db, tenant = self.deps.db, request.tenant_id
+        if request.evaluation_job_id is not None:
+            return await service.evaluation(db, tenant, request.evaluation_job_id)
         try:
-            if request.evaluation_job_id is not None:
-                return await service.evaluation(db, tenant, request.evaluation_job_id)
-            body = CreateEvaluationJob.model_validate(
+            settings = EvaluationSettings.model_validate(
                 {
-                    "model": {
-                        "uri": request.model_uri,
-                        "model_version_id": request.model_version_id,
-                        "training_job_id": request.training_job_id,
-                    },
-                    "test_set": {"bucket": request.test_bucket, "key": request.test_key},
                     "data_format": request.data_format,
                     "max_new_tokens": request.max_new_tokens,
                     "max_records": request.max_records,
+                    "thresholds": None
+                    if request.thresholds is None
+                    else {name: bound.model_dump() for name, bound in request.thresholds.items()},
                 }
             )
-            return await service.create_evaluation(db, tenant, None, body, request_key=request.request_key)
+            check_own_model(request.model_uri, tenant, self.deps.store.bucket)
+            check_own_dataset_file(request.test_bucket, request.test_key, tenant)
         except ValidationError as invalid:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
@@ -395,8 +417,21 @@ class EvaluationActivities:
             raise ApplicationError(
                 f"invalid evaluation request: {problems}", type="InvalidEvaluationRequest", non_retryable=True
             ) from None
-        except NotFound as missing:
-            raise ApplicationError(str(missing), type="EvaluationNotFound", non_retryable=True) from None
+        except (ForeignObject, InvalidUri) as foreign:
+            raise ApplicationError(
+                f"invalid evaluation request: {foreign}", type="InvalidEvaluationRequest", non_retryable=True
+            ) from None
+        inputs = service.EvaluationInputs(
+            model_uri=request.model_uri,
+            test_bucket=request.test_bucket,
+            test_key=request.test_key,
+            model_version_id=request.model_version_id,
+            training_job_id=request.training_job_id,
+            dataset_version_id=request.dataset_version_id,
+        )
+        return await service.create_evaluation(
+            db, tenant, None, inputs, settings, request_key=request.request_key
+        )
 
     async def _evaluate(
         self, job: EvaluationJob, work_dir: Path, progress: dict[str, Any]
@@ -466,6 +501,8 @@ def _evaluation_result(job: EvaluationJob) -> EvaluationResult:
         metrics={name: float(value) for name, value in job.metrics.items()},
         records_uri=job.records_uri,
         report_uri=job.report_uri,
+        passed=job.passed,
+        failed_checks=list(job.failed_checks),
     )
 
 
@@ -494,7 +531,9 @@ def _read_records(path: Path) -> list[dict[str, str]]:
 def _report(
     job: EvaluationJob, metrics: dict[str, float], *, records: int, records_uri: str
 ) -> dict[str, Any]:
-    """The evaluation report (EV-4): what was evaluated, how, the metrics and the counts."""
+    """The evaluation report (EV-4): what was evaluated, how, the metrics, the verdict against the
+    thresholds it was given (none: no verdict) and the counts."""
+    passed, failed_checks = judge(metrics, job.thresholds) if job.thresholds is not None else (None, [])
     return {
         "evaluation_job_id": job.id,
         "tenant": job.tenant,
@@ -502,10 +541,13 @@ def _report(
             "uri": job.model_uri,
             "model_version_id": job.model_version_id,
             "training_job_id": job.training_job_id,
+            "base_model_id": job.base_model_id,
         },
         "test_set": {
             "uri": f"s3://{job.test_bucket}/{job.test_key}",
+            "dataset_id": job.dataset_id,
             "dataset_version_id": job.dataset_version_id,
+            "file": job.test_file,
         },
         "config": {
             "mode": "automatic",
@@ -515,6 +557,9 @@ def _report(
             "decoding": "greedy",
         },
         "metrics": metrics,
+        "thresholds": job.thresholds,
+        "passed": passed,
+        "failed_checks": failed_checks,
         "counts": {"records": records},
         "records_uri": records_uri,
         "attempt": job.attempt,

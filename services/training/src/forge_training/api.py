@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, status
-from forge_contracts.events.base import TenantId
+from fastapi import APIRouter, Body, Query, Request, status
+from forge_kit.auth import Principal, allow
+from forge_kit.policy import Action
+from forge_kit.types import NonNegativeInt64Param
 
 from forge_training import service
 from forge_training.domain import percent
@@ -14,7 +16,7 @@ from forge_training.schemas import (
     CancelTrainingJob,
     CreateEvaluationJob,
     CreateTrainingJob,
-    EvaluatedModel,
+    EvaluatedModelView,
     EvaluationJobList,
     EvaluationJobView,
     EvaluationProgress,
@@ -27,16 +29,15 @@ from forge_training.schemas import (
     MetricsView,
     Outputs,
     Progress,
-    TestSet,
+    TestSetView,
     TrainingJobList,
     TrainingJobView,
 )
 from forge_training.service import Deps
 from forge_training.tables import EvaluationJob, TrainingJob
 
-Tenant = Annotated[TenantId, Header(alias="x-forge-tenant")]
-User = Annotated[str | None, Header(alias="x-forge-user", max_length=256)]
-
+CanTrainingRead = Annotated[Principal, allow(Action.TRAINING_READ)]
+CanTrainingRun = Annotated[Principal, allow(Action.TRAINING_RUN)]
 router = APIRouter(prefix="/training-jobs", tags=["training jobs"])
 evaluation_router = APIRouter(prefix="/evaluation-jobs", tags=["evaluation jobs"])
 
@@ -75,7 +76,9 @@ def view(job: TrainingJob) -> TrainingJobView:
         resumed_from_step=job.resumed_from_step,
         scheduler_project_id=job.scheduler_project_id,
         allocation_id=job.allocation_id,
+        base_model_id=job.base_model_id,
         base_model_uri=job.base_model_uri,
+        dataset_id=job.dataset_id,
         dataset_version_id=job.dataset_version_id,
         hyperparameters=job.hyperparameters,
         lora=job.lora,
@@ -88,37 +91,39 @@ def view(job: TrainingJob) -> TrainingJobView:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_training_job(
-    body: CreateTrainingJob, tenant: Tenant, user: User, request: Request
+    body: CreateTrainingJob, caller: CanTrainingRun, request: Request
 ) -> TrainingJobView:
-    """Create a LoRA fine-tuning job and start it."""
-    return view(await service.submit_job(_deps(request), tenant, user, body))
+    """Create a LoRA fine-tuning job of a base model of the hub on a dataset version, and start it (404
+    when the tenant has no such dataset version or base model; 422 for a resource request the scheduler
+    cannot take; 503, with nothing created, when the workflow engine cannot start it)."""
+    return view(await service.submit_job(_deps(request), caller.tenant_id, caller.actor, body))
 
 
 @router.get("")
 async def list_training_jobs(
-    tenant: Tenant,
+    caller: CanTrainingRead,
     request: Request,
     state: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TrainingJobList:
-    found = await service.jobs(_deps(request).db, tenant, state=state, limit=limit)
+    found = await service.jobs(_deps(request).db, caller.tenant_id, state=state, limit=limit)
     return TrainingJobList(items=[view(job) for job in found])
 
 
 @router.get("/{job_id}")
-async def get_training_job(job_id: str, tenant: Tenant, request: Request) -> TrainingJobView:
-    return view(await service.job(_deps(request).db, tenant, job_id))
+async def get_training_job(job_id: str, caller: CanTrainingRead, request: Request) -> TrainingJobView:
+    return view(await service.job(_deps(request).db, caller.tenant_id, job_id))
 
 
 @router.get("/{job_id}/metrics")
 async def get_training_job_metrics(
     job_id: str,
-    tenant: Tenant,
+    caller: CanTrainingRead,
     request: Request,
     name: Annotated[str | None, Query(max_length=100)] = None,
 ) -> MetricsView:
     """The metric series (train_loss, eval_loss, learning_rate, ...) by step; `name` picks one."""
-    series = await service.metric_series(_deps(request).db, tenant, job_id, name)
+    series = await service.metric_series(_deps(request).db, caller.tenant_id, job_id, name)
     return MetricsView(
         job_id=job_id,
         series=[
@@ -131,13 +136,13 @@ async def get_training_job_metrics(
 @router.get("/{job_id}/logs")
 async def get_training_job_logs(
     job_id: str,
-    tenant: Tenant,
+    caller: CanTrainingRead,
     request: Request,
     tail: Annotated[int, Query(ge=1, le=5000)] = 200,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[NonNegativeInt64Param | None, Query()] = None,
 ) -> LogsView:
     """Live logs: the last `tail` lines, or the lines after sequence number `after`."""
-    lines = await service.logs(_deps(request).db, tenant, job_id, after=after, tail=tail)
+    lines = await service.logs(_deps(request).db, caller.tenant_id, job_id, after=after, tail=tail)
     items = [
         LogLine(seq=line.seq, level=line.level, message=line.message, logged_at=line.logged_at)
         for line in lines
@@ -148,14 +153,15 @@ async def get_training_job_logs(
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_training_job(
     job_id: str,
-    tenant: Tenant,
-    user: User,
+    caller: CanTrainingRun,
     request: Request,
     body: Annotated[CancelTrainingJob | None, Body()] = None,
 ) -> TrainingJobView:
     """Stop a job: its runtime is killed and it ends `cancelled` (409 when it already ended)."""
     reason = body.reason if body else None
-    job = await service.request_cancel(_deps(request), tenant, job_id, actor=user, reason=reason)
+    job = await service.request_cancel(
+        _deps(request), caller.tenant_id, job_id, actor=caller.actor, reason=reason
+    )
     return view(job)
 
 
@@ -168,15 +174,26 @@ def evaluation_view(job: EvaluationJob) -> EvaluationJobView:
         id=job.id,
         state=job.state,
         sequence=job.sequence,
-        model=EvaluatedModel(
-            uri=job.model_uri, model_version_id=job.model_version_id, training_job_id=job.training_job_id
+        model=EvaluatedModelView(
+            uri=job.model_uri,
+            training_job_id=job.training_job_id,
+            model_version_id=job.model_version_id,
+            base_model_id=job.base_model_id,
         ),
-        test_set=TestSet(bucket=job.test_bucket, key=job.test_key, dataset_version_id=job.dataset_version_id),
+        test_set=TestSetView(
+            dataset_id=job.dataset_id,
+            dataset_version_id=job.dataset_version_id,
+            file=job.test_file,
+            uri=f"s3://{job.test_bucket}/{job.test_key}",
+        ),
         data_format=job.data_format,
         max_new_tokens=job.max_new_tokens,
         max_records=job.max_records,
         progress=EvaluationProgress(phase=job.phase, attempt=job.attempt),
         metrics=job.metrics,
+        thresholds=job.thresholds,
+        passed=job.passed,
+        failed_checks=list(job.failed_checks),
         record_count=job.record_count,
         records_uri=job.records_uri,
         report_uri=job.report_uri,
@@ -191,40 +208,45 @@ def evaluation_view(job: EvaluationJob) -> EvaluationJobView:
 
 @evaluation_router.post("", status_code=status.HTTP_201_CREATED)
 async def create_evaluation_job(
-    body: CreateEvaluationJob, tenant: Tenant, user: User, request: Request
+    body: CreateEvaluationJob, caller: CanTrainingRun, request: Request
 ) -> EvaluationJobView:
-    """Evaluate a merged model on a test file and start it (EV-1, EV-2)."""
-    return evaluation_view(await service.submit_evaluation(_deps(request), tenant, user, body))
+    """Evaluate a model (a succeeded training job's, a model version or a base model) on a file of a
+    dataset version and start it (EV-1, EV-2); judged against `thresholds` when given."""
+    return evaluation_view(
+        await service.submit_evaluation(_deps(request), caller.tenant_id, caller.actor, body)
+    )
 
 
 @evaluation_router.get("")
 async def list_evaluation_jobs(
-    tenant: Tenant,
+    caller: CanTrainingRead,
     request: Request,
     state: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EvaluationJobList:
-    found = await service.evaluations(_deps(request).db, tenant, state=state, limit=limit)
+    found = await service.evaluations(_deps(request).db, caller.tenant_id, state=state, limit=limit)
     return EvaluationJobList(items=[evaluation_view(job) for job in found])
 
 
 @evaluation_router.get("/{evaluation_id}")
-async def get_evaluation_job(evaluation_id: str, tenant: Tenant, request: Request) -> EvaluationJobView:
+async def get_evaluation_job(
+    evaluation_id: str, caller: CanTrainingRead, request: Request
+) -> EvaluationJobView:
     """State, progress, metrics, where the records and the report are, and the error of a failed one."""
-    return evaluation_view(await service.evaluation(_deps(request).db, tenant, evaluation_id))
+    return evaluation_view(await service.evaluation(_deps(request).db, caller.tenant_id, evaluation_id))
 
 
 @evaluation_router.get("/{evaluation_id}/records")
 async def get_evaluation_records(
     evaluation_id: str,
-    tenant: Tenant,
+    caller: CanTrainingRead,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[NonNegativeInt64Param, Query()] = 0,
 ) -> EvaluationRecordsView:
     """The actual inputs and outputs (EV-5): prompt, reference and prediction, in test-file order."""
     job, rows = await service.evaluation_records(
-        _deps(request).db, tenant, evaluation_id, offset=offset, limit=limit
+        _deps(request).db, caller.tenant_id, evaluation_id, offset=offset, limit=limit
     )
     records = [
         EvaluationRecordView(
@@ -244,14 +266,13 @@ async def get_evaluation_records(
 @evaluation_router.post("/{evaluation_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_evaluation_job(
     evaluation_id: str,
-    tenant: Tenant,
-    user: User,
+    caller: CanTrainingRun,
     request: Request,
     body: Annotated[CancelEvaluationJob | None, Body()] = None,
 ) -> EvaluationJobView:
     """Stop an evaluation: its runtime is killed and it ends `cancelled` (409 when it already ended)."""
     reason = body.reason if body else None
     job = await service.request_evaluation_cancel(
-        _deps(request), tenant, evaluation_id, actor=user, reason=reason
+        _deps(request), caller.tenant_id, evaluation_id, actor=caller.actor, reason=reason
     )
     return evaluation_view(job)

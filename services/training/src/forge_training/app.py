@@ -1,5 +1,6 @@
 """Composition root of the training service: runtime (database, outbox relay, Temporal worker with the
-training and evaluation workflows and activities), object storage and the HTTP app."""
+training, evaluation, input-resolution and chain workflows and activities), object storage and the HTTP
+app."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from forge_training.chain_activities import ChainActivities
 from forge_training.service import Deps
 from forge_training.settings import TrainingSettings
 from forge_training.storage import ObjectStore
-from forge_training.workflows import EvaluationJobWorkflow, TrainingJobWorkflow
+from forge_training.workflows import EvaluationJobWorkflow, ResolveInputsWorkflow, TrainingJobWorkflow
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -32,7 +33,7 @@ def _assemble(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
     runtime = ServiceRuntime(training, migrations=MIGRATIONS)
     deps = Deps(runtime=runtime, settings=training, store=ObjectStore(training))
     runtime.register(
-        workflows=[TrainingJobWorkflow, EvaluationJobWorkflow, ModelChainWorkflow],
+        workflows=[TrainingJobWorkflow, EvaluationJobWorkflow, ModelChainWorkflow, ResolveInputsWorkflow],
         activities=TrainingActivities(deps).all()
         + EvaluationActivities(deps).all()
         + ChainActivities(runtime.db).all(),

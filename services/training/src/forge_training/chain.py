@@ -26,6 +26,9 @@ _QUICK = {
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)
     ),
 }
+_NAMES_INPUTS = "chain-names-its-inputs"
+"""`workflow.patched` id: the chain's training job names its dataset, its evaluation the dataset version
+and the gate's thresholds."""
 _LONG_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=3
 )
@@ -93,6 +96,9 @@ class ModelChainWorkflow:
             )
 
         self._set(stage="allocating")
+        # Chains started since: the job names its dataset, and the evaluation its dataset version and the
+        # gate (so the evaluation's own verdict is the gate's); replays of older chains keep the old calls.
+        names_inputs = workflow.patched(_NAMES_INPUTS)
         job = await workflow.execute_activity(
             chain.CREATE_CHAIN_JOB,
             chain.CreateChainJob(
@@ -102,6 +108,7 @@ class ModelChainWorkflow:
                 model_project_id=request.model_project_id,
                 base_model_uri=request.base_model_uri,
                 base_model_id=request.base_model_id,
+                dataset_id=request.dataset_id if names_inputs else None,
                 dataset_version_id=request.dataset_version_id,
                 bucket=resolved.bucket,
                 train_key=files["train.jsonl"],
@@ -156,6 +163,8 @@ class ModelChainWorkflow:
                 max_records=request.eval_max_records,
                 max_new_tokens=request.eval_max_new_tokens,
                 training_job_id=job.job_id,
+                dataset_version_id=resolved.version_id if names_inputs else None,
+                thresholds=request.gate if names_inputs else None,
             ),
             result_type=training.EvaluationResult,
             start_to_close_timeout=timedelta(hours=6),

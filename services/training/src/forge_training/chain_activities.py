@@ -12,7 +12,7 @@ from sqlmodel import select
 from temporalio import activity
 
 from forge_training import service
-from forge_training.schemas import BaseModelRef, CreateTrainingJob, DatasetFiles, Hyperparameters, LoraConfig
+from forge_training.schemas import Hyperparameters, LoraConfig, TrainingSpec
 from forge_training.tables import TrainingJob
 
 
@@ -40,16 +40,18 @@ class ChainActivities:
         if found is not None:
             return JobRef(tenant_id=request.tenant_id, job_id=found.id)
         spec = request.training
-        body = CreateTrainingJob(
+        inputs = service.JobInputs(  # resolved by the chain: the dataset version, the hub's base model
+            base_model_uri=request.base_model_uri,
+            base_model_id=request.base_model_id,
+            dataset_id=request.dataset_id,
+            dataset_version_id=request.dataset_version_id,
+            bucket=request.bucket,
+            train_key=request.train_key,
+            validation_key=request.validation_key,
+        )
+        body = TrainingSpec(
             name=name,
             project_id=request.model_project_id,
-            base_model=BaseModelRef(uri=request.base_model_uri),
-            dataset=DatasetFiles(
-                version_id=request.dataset_version_id,
-                bucket=request.bucket,
-                train_key=request.train_key,
-                validation_key=request.validation_key,
-            ),
             hyperparameters=Hyperparameters(
                 max_steps=spec.max_steps,
                 learning_rate=spec.learning_rate,
@@ -62,5 +64,5 @@ class ChainActivities:
                 rank=spec.lora_rank, alpha=spec.lora_alpha, target_modules=spec.lora_target_modules
             ),
         )
-        job = await service.create_job(self.db, request.tenant_id, request.actor, body)
+        job = await service.create_job(self.db, request.tenant_id, request.actor, body, inputs)
         return JobRef(tenant_id=request.tenant_id, job_id=job.id)

@@ -6,21 +6,36 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Request, status
 from forge_contracts.activities import chain
 from forge_contracts.activities.delivery import ModelCardInfo
 from forge_contracts.activities.registry import Thresholds
 from forge_contracts.envelope import uuid7
-from forge_contracts.events.base import TenantId
+from forge_contracts.events.base import Id
+from forge_kit.auth import Forbidden, Principal, allow
 from forge_kit.errors import Conflict, NotFound
+from forge_kit.policy import Action
 from forge_kit.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-Tenant = Annotated[TenantId, Header(alias="x-forge-tenant")]
-User = Annotated[str | None, Header(alias="x-forge-user", max_length=256)]
+from forge_training import service
+from forge_training.service import Deps
+
+CanRegistryApprove = Annotated[Principal, allow(Action.REGISTRY_APPROVE)]
+CanTrainingRead = Annotated[Principal, allow(Action.TRAINING_READ)]
+CanTrainingRun = Annotated[Principal, allow(Action.TRAINING_RUN)]
 router = APIRouter(prefix="/chains", tags=["chains"])
+
+
+class ApproveRelease(BaseModel):
+    """The override of a failed gate: why (audited). The approver is the signed-in user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=4000)
+    approved_by: str | None = Field(default=None, max_length=256, description="If given, must be you.")
 
 
 class StartChain(BaseModel):
@@ -28,10 +43,14 @@ class StartChain(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset_id: str
-    dataset_version_id: str
-    base_model_uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*/$")
-    base_model_id: str | None = None
+    dataset_id: Id
+    dataset_version_id: Id
+    base_model_id: Id = Field(description="The base model of the hub to fine-tune (the registry's id).")
+    base_model_uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Deprecated: the hub's base model says where its files are; if given, it must match.",
+    )
     model_project_id: str
     scheduler_project_id: str
     cpu_millis: int = Field(default=1000, ge=1)
@@ -74,13 +93,34 @@ def _view(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def start_chain(
-    body: StartChain, tenant: Tenant, user: User, svc: Runtime, request: Request
-) -> ChainView:
+async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, request: Request) -> ChainView:
+    """Start a chain for the signed-in user (recorded as its actor). The dataset version and the base
+    model are resolved first, as the caller's tenant sees them (404 for another tenant's): the chain
+    trains on the base model's files as the registry has them, never on a path the caller gives."""
     assert svc.temporal is not None
+    deps: Deps = request.app.state.deps
+    resolved = await service.resolve(
+        deps,
+        caller.tenant_id,
+        dataset_id=body.dataset_id,
+        dataset_version_id=body.dataset_version_id,
+        base_model_id=body.base_model_id,
+    )
+    assert resolved.base_model is not None
+    if body.base_model_uri is not None and body.base_model_uri != resolved.base_model.uri:
+        raise service.Unprocessable(
+            f"base_model_uri: base model {body.base_model_id} is at {resolved.base_model.uri}, not "
+            f"{body.base_model_uri}; leave base_model_uri out"
+        )
     chain_id = uuid7()
-    workflow_id = chain.workflow_id(tenant, chain_id)
-    chain_request = chain.ChainRequest(chain_id=chain_id, tenant_id=tenant, actor=user, **body.model_dump())
+    workflow_id = chain.workflow_id(caller.tenant_id, chain_id)
+    chain_request = chain.ChainRequest(
+        chain_id=chain_id,
+        tenant_id=caller.tenant_id,
+        actor=caller.actor,
+        **body.model_dump(exclude={"base_model_uri"}),
+        base_model_uri=resolved.base_model.uri,
+    )
     await svc.temporal.start_workflow(
         chain.WORKFLOW, chain_request, id=workflow_id, task_queue=svc.task_queue
     )
@@ -88,9 +128,9 @@ async def start_chain(
 
 
 @router.get("/{chain_id}")
-async def get_chain(chain_id: str, tenant: Tenant, svc: Runtime) -> ChainView:
+async def get_chain(chain_id: str, caller: CanTrainingRead, svc: Runtime) -> ChainView:
     assert svc.temporal is not None
-    workflow_id = chain.workflow_id(tenant, chain_id)  # another tenant's chain has another id: 404
+    workflow_id = chain.workflow_id(caller.tenant_id, chain_id)  # another tenant's chain has another id: 404
     handle = svc.temporal.get_workflow_handle(workflow_id)
     try:
         described = await handle.describe()
@@ -104,31 +144,39 @@ async def get_chain(chain_id: str, tenant: Tenant, svc: Runtime) -> ChainView:
 
 
 @router.post("/{chain_id}/approve-release", status_code=status.HTTP_202_ACCEPTED)
-async def approve_release(chain_id: str, body: chain.Approval, tenant: Tenant, svc: Runtime) -> ChainView:
-    view = await get_chain(chain_id, tenant, svc)
+async def approve_release(
+    chain_id: str, body: ApproveRelease, caller: CanRegistryApprove, svc: Runtime
+) -> ChainView:
+    """Release the chain's version although its gate failed (release approvers); you are the approver."""
+    if body.approved_by not in (None, caller.actor):
+        raise Forbidden(f"{caller.actor} may not approve in the name of {body.approved_by!r}")
+    approval = chain.Approval(approved_by=caller.actor, reason=body.reason)
+    view = await get_chain(chain_id, caller, svc)
     if view.workflow_status != WorkflowExecutionStatus.RUNNING.name or view.status is None:
         raise Conflict(f"chain {chain_id!r} is {view.workflow_status.lower()}; nothing to approve")
     if view.status.stage != "awaiting_approval":
         raise Conflict(f"chain {chain_id!r} is at stage {view.status.stage!r}, not awaiting approval")
     assert svc.temporal is not None
-    await svc.temporal.get_workflow_handle(view.workflow_id).signal(chain.APPROVE_RELEASE, body)
+    await svc.temporal.get_workflow_handle(view.workflow_id).signal(chain.APPROVE_RELEASE, approval)
     return view
 
 
 @router.post("/{chain_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_chain(
-    chain_id: str, tenant: Tenant, user: User, svc: Runtime, body: CancelChain | None = None
+    chain_id: str, caller: CanTrainingRun, svc: Runtime, body: CancelChain | None = None
 ) -> ChainView:
     """Cancel a running chain: the training run is stopped and its allocation given back; a registered
     version stays as it is. The chain's status shows `cancelled` (with who and why) once it has unwound."""
-    view = await get_chain(chain_id, tenant, svc)
+    view = await get_chain(chain_id, caller, svc)
     if view.workflow_status != WorkflowExecutionStatus.RUNNING.name:
         raise Conflict(f"chain {chain_id!r} is {view.workflow_status.lower()}; it can no longer be cancelled")
     assert svc.temporal is not None
     handle = svc.temporal.get_workflow_handle(view.workflow_id)
     reason = body.reason if body is not None else None
     try:
-        await handle.signal(chain.CANCEL_REQUESTED, chain.Cancellation(cancelled_by=user, reason=reason))
+        await handle.signal(
+            chain.CANCEL_REQUESTED, chain.Cancellation(cancelled_by=caller.actor, reason=reason)
+        )
         await handle.cancel()
     except RPCError as error:  # it ended between the read and the cancel
         if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,8 +221,55 @@ def evaluation_metrics(result: dict[str, Any]) -> dict[str, float]:
     return kept
 
 
-def stand_in_id(uri: str) -> str:
-    """A stable UUID naming an unregistered model or test file by its location. Evaluation events
-    require a model version id and a test dataset version id; when a request names none, this one
-    (UUIDv5 of the URI, never equal to a UUIDv7 that Forge mints) stands in for it."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, uri))
+NOT_JUDGED = (
+    "no thresholds were given, so the evaluation passed no verdict (the registry's release gate judges it)"
+)
+"""Why an evaluation without thresholds has no `passed`."""
+
+
+def judge(
+    metrics: Mapping[str, float], thresholds: Mapping[str, Mapping[str, float | None]]
+) -> tuple[bool, list[str]]:
+    """Whether `metrics` meet every bound (`{"perplexity": {"max": 50}}`) and the checks that failed; a
+    metric the evaluation did not compute fails its check."""
+    failed: list[str] = []
+    for name in sorted(thresholds):
+        bound, value = thresholds[name], metrics.get(name)
+        if value is None or not math.isfinite(value):
+            failed.append(f"{name} missing from the evaluation's metrics")
+            continue
+        low, high = bound.get("min"), bound.get("max")
+        if low is not None and value < low:
+            failed.append(f"{name} {value:g} < {low:g}")
+        if high is not None and value > high:
+            failed.append(f"{name} {value:g} > {high:g}")
+    return not failed, failed
+
+
+class ForeignObject(ValueError):
+    """An object URI outside what the tenant may read."""
+
+
+def dataset_partition(tenant: str) -> str:
+    """The key prefix of a tenant's files in the dataset service's bucket (`forge_dataset.domain`)."""
+    return f"tenants/{tenant}/"
+
+
+def check_own_model(uri: str, tenant: str, training_bucket: str) -> ObjectLocation:
+    """A model URI a caller gave (the evaluation activity's `model_uri`): it must be one of the tenant's
+    own training outputs, `s3://<training bucket>/<tenant>/...`, never a path of another tenant's."""
+    location = parse_s3_uri(uri)
+    inside = location.key.startswith(f"{tenant}/") and ".." not in location.key.split("/")
+    if location.bucket != training_bucket or not inside:
+        raise ForeignObject(
+            f"{uri} is not one of tenant {tenant}'s training outputs (s3://{training_bucket}/{tenant}/...)"
+        )
+    return location
+
+
+def check_own_dataset_file(bucket: str, key: str, tenant: str) -> ObjectLocation:
+    """A test file a caller gave (the evaluation activity's `test_bucket`/`test_key`): it must be in the
+    tenant's own partition of the dataset files, `tenants/<tenant>/...`."""
+    if not key.startswith(dataset_partition(tenant)) or ".." in key.split("/"):
+        raise ForeignObject(f"s3://{bucket}/{key} is not one of tenant {tenant}'s dataset files")
+    return ObjectLocation(bucket, key)

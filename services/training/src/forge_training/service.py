@@ -4,19 +4,24 @@ change through the job's state machine with exactly one event in the outbox; and
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from forge_contracts.activities.dataset import ResolvedVersion
 from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.activities.training import (
     EVALUATION_WORKFLOW,
+    RESOLVE_INPUTS_WORKFLOW,
     WORKFLOW,
     EvaluationRequest,
+    InputsToResolve,
     JobScheduling,
+    ResolvedInputs,
     TrainingJobInput,
     evaluation_workflow_id,
+    resolve_inputs_workflow_id,
     workflow_id,
 )
 from forge_contracts.envelope import uuid7
@@ -39,14 +44,22 @@ from forge_contracts.events.training import (
 )
 from forge_kit import outbox
 from forge_kit.db import Database
-from forge_kit.errors import NotFound, Unavailable
+from forge_kit.errors import Conflict, ForgeError, NotFound, Unavailable
 from forge_kit.observability import logger
 from forge_kit.runtime import ServiceRuntime
+from pydantic import ValidationError
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from forge_training.domain import (
@@ -55,9 +68,16 @@ from forge_training.domain import (
     EVALUATION_METRICS,
     LOCAL_QUEUE,
     MACHINE,
-    stand_in_id,
+    NOT_JUDGED,
+    judge,
 )
-from forge_training.schemas import CreateEvaluationJob, CreateTrainingJob
+from forge_training.schemas import (
+    CreateEvaluationJob,
+    CreateTrainingJob,
+    DatasetFiles,
+    EvaluationSettings,
+    TrainingSpec,
+)
 from forge_training.settings import TrainingSettings
 from forge_training.storage import ObjectStore
 from forge_training.tables import (
@@ -92,21 +112,125 @@ def _now() -> datetime:
 # --- commands -------------------------------------------------------------------------------------
 
 
-async def create_job(db: Database, tenant: str, user: str | None, body: CreateTrainingJob) -> TrainingJob:
-    """Record a new job (pending) and its `created` event."""
-    job = TrainingJob(
+class Unprocessable(ForgeError):
+    """The request names something it may not use (a file the dataset version does not have, a model that
+    is not ready): 422, like a bad field."""
+
+    status = 422
+    title = "Unprocessable content"
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """Where a training job's files are: resolved from the Forge ids it names (or by the chain, which
+    resolved its dataset version itself)."""
+
+    base_model_uri: str
+    dataset_version_id: str
+    bucket: str
+    train_key: str
+    validation_key: str | None = None
+    base_model_id: str | None = None
+    dataset_id: str | None = None
+
+
+async def resolve(
+    deps: Deps,
+    tenant: str,
+    *,
+    dataset_id: str | None = None,
+    dataset_version_id: str | None = None,
+    base_model_id: str | None = None,
+    model_version_id: str | None = None,
+) -> ResolvedInputs:
+    """The Forge resources a request names, resolved by their owners' activities (`ResolveInputsWorkflow`),
+    which check the tenant: another tenant's (or an unknown) resource is a 404, one that cannot be used
+    yet (a draft dataset version) a 409."""
+    client = deps.runtime.temporal
+    if client is None:
+        raise Unavailable("the workflow engine is not connected")
+    request = InputsToResolve(
+        tenant_id=tenant,
+        dataset_id=dataset_id,
+        dataset_version_id=dataset_version_id,
+        base_model_id=base_model_id,
+        model_version_id=model_version_id,
+        dataset_task_queue=deps.settings.dataset_task_queue,
+        registry_task_queue=deps.settings.registry_task_queue,
+    )
+    try:
+        return await client.execute_workflow(
+            RESOLVE_INPUTS_WORKFLOW,
+            request,
+            id=resolve_inputs_workflow_id(uuid7()),
+            task_queue=deps.runtime.task_queue,
+            result_type=ResolvedInputs,
+            execution_timeout=timedelta(seconds=deps.settings.resolve_timeout_s),
+        )
+    except WorkflowFailureError as failure:
+        raise _refusal(failure) from failure
+    except RPCError as error:
+        raise Unavailable(f"the workflow engine could not resolve the request's inputs: {error}") from error
+
+
+def _refusal(failure: WorkflowFailureError) -> ForgeError:
+    """What an owner's refusal means for the caller (its message, with the owner's status)."""
+    cause: BaseException | None = failure.cause
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        message = cause.message
+        if cause.type == "NotFound":
+            return NotFound(message)
+        if cause.type in ("Conflict", "IllegalTransition"):
+            return Conflict(message)
+        return Unprocessable(message)
+    return Unavailable(f"the services owning the request's inputs did not answer: {cause or failure}")
+
+
+def _file_key(version: ResolvedVersion, name: str, field: str) -> str:
+    for file in version.files:
+        if file.name == name:
+            return file.object_key
+    names = ", ".join(sorted(f.name for f in version.files)) or "none"
+    raise Unprocessable(
+        f"{field}: dataset version {version.version_id} has no file {name!r} (it has {names})"
+    )
+
+
+def training_inputs(resolved: ResolvedInputs, files: DatasetFiles) -> JobInputs:
+    """Where the job's files are, from the resolved dataset version and base model."""
+    version, base = resolved.dataset, resolved.base_model
+    assert version is not None and base is not None
+    validation = files.validation_file
+    return JobInputs(
+        base_model_uri=base.uri,
+        base_model_id=base.base_model_id,
+        dataset_id=version.dataset_id,
+        dataset_version_id=version.version_id,
+        bucket=version.bucket,
+        train_key=_file_key(version, files.train_file, "dataset.train_file"),
+        validation_key=None
+        if validation is None
+        else _file_key(version, validation, "dataset.validation_file"),
+    )
+
+
+def new_job(tenant: str, user: str | None, body: TrainingSpec, inputs: JobInputs) -> TrainingJob:
+    return TrainingJob(
         id=uuid7(),
         tenant=tenant,
         project_id=body.project_id,
         name=body.name,
         created_by=user,
         priority=body.priority,
-        base_model_uri=body.base_model.uri,
-        base_model_version_id=body.base_model.model_version_id,
-        dataset_version_id=body.dataset.version_id,
-        dataset_bucket=body.dataset.bucket,
-        train_key=body.dataset.train_key,
-        validation_key=body.dataset.validation_key,
+        base_model_uri=inputs.base_model_uri,
+        base_model_id=inputs.base_model_id,
+        dataset_id=inputs.dataset_id,
+        dataset_version_id=inputs.dataset_version_id,
+        dataset_bucket=inputs.bucket,
+        train_key=inputs.train_key,
+        validation_key=inputs.validation_key,
         data_format=body.data_format,
         hyperparameters=body.hyperparameters.model_dump(),
         lora=body.lora.model_dump(),
@@ -116,51 +240,115 @@ async def create_job(db: Database, tenant: str, user: str | None, body: CreateTr
         queue=LOCAL_QUEUE,
         sequence=1,
     )
+
+
+async def record_job(session: AsyncSession, job: TrainingJob, user: str | None) -> None:
+    session.add(job)
+    await _publish(
+        session,
+        job,
+        TrainingJobCreated(
+            **_common(job, actor=user),
+            name=job.name,
+            dataset_version_ids=[job.dataset_version_id],
+            base_model_version_id=job.base_model_version_id,
+            method="lora",
+            hyperparameters={**job.hyperparameters, "lora": job.lora},
+            resources=ResourceRequest.model_validate(job.resources),
+            priority=job.priority,
+        ),
+    )
+
+
+async def create_job(
+    db: Database, tenant: str, user: str | None, body: TrainingSpec, inputs: JobInputs
+) -> TrainingJob:
+    """Record a new job (pending) and its `created` event, reading `inputs` (no workflow: the chain runs
+    it as its child)."""
+    job = new_job(tenant, user, body, inputs)
     async with db.transaction() as session:
-        session.add(job)
-        await _publish(
-            session,
-            job,
-            TrainingJobCreated(
-                **_common(job, actor=user),
-                name=job.name,
-                dataset_version_ids=[job.dataset_version_id],
-                base_model_version_id=job.base_model_version_id,
-                method="lora",
-                hyperparameters={**job.hyperparameters, "lora": job.lora},
-                resources=ResourceRequest.model_validate(job.resources),
-                priority=job.priority,
-            ),
-        )
+        await record_job(session, job, user)
     return job
 
 
 async def submit_job(deps: Deps, tenant: str, user: str | None, body: CreateTrainingJob) -> TrainingJob:
-    """Create a job and start its workflow. If the workflow cannot be started the job fails (with an
-    event), so no job is left pending with nothing to run it."""
-    job = await create_job(deps.db, tenant, user, body)
+    """Check what the job asks the scheduler for (422), resolve the dataset version and base model it
+    names (404 for another tenant's), then record the job and start its workflow in one transaction: a
+    workflow that cannot be started leaves nothing behind (503)."""
+    scheduling = scheduling_for(body.scheduler_project_id, body.resources, body.priority)
+    resolved = await resolve(
+        deps,
+        tenant,
+        dataset_id=body.dataset.dataset_id,
+        dataset_version_id=body.dataset.version_id,
+        base_model_id=body.base_model.id,
+    )
+    job = new_job(tenant, user, body, training_inputs(resolved, body.dataset))
     settings = deps.settings
-    try:
-        client = deps.runtime.temporal
-        if client is None:
-            raise RuntimeError("the Temporal client is not connected")
-        await client.start_workflow(
-            WORKFLOW,
-            TrainingJobInput(
-                tenant_id=tenant,
-                job_id=job.id,
-                heartbeat_timeout_s=settings.heartbeat_timeout_s,
-                run_attempts=settings.run_attempts,
-                scheduling=scheduling_of(job),
-            ),
-            id=workflow_id(job.id),
-            task_queue=deps.runtime.task_queue,
-        )
-    except Exception as error:  # any failure to start leaves the job unrunnable: fail it, then say so
-        log.exception("training.workflow_start_failed", job_id=job.id, error=repr(error))
-        await fail(deps.db, tenant, job.id, error=f"could not start the job's workflow: {error}")
-        raise Unavailable("the workflow engine could not start the job; it was marked failed") from error
+    start = TrainingJobInput(
+        tenant_id=tenant,
+        job_id=job.id,
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        run_attempts=settings.run_attempts,
+        scheduling=scheduling,
+    )
+
+    async def record(session: AsyncSession) -> None:
+        await record_job(session, job, user)
+
+    await record_and_start(deps, record, WORKFLOW, start, workflow_id(job.id), what="job")
     return job
+
+
+async def record_and_start(
+    deps: Deps,
+    record: Callable[[AsyncSession], Awaitable[None]],
+    workflow: str,
+    argument: Any,
+    workflow_id_: str,
+    *,
+    what: str,
+) -> None:
+    """Write what `record` writes and start the workflow that runs it, as one: the transaction commits
+    only once the workflow started (its first activities wait, retrying, for the commit), and a workflow
+    that started while the transaction failed is terminated, so there is never a job without a workflow
+    nor a workflow without its job."""
+    client = deps.runtime.temporal
+    if client is None:
+        raise Unavailable(f"the workflow engine is not connected; the {what} was not created")
+    attempted = False
+    try:
+        async with deps.db.transaction() as session:
+            await record(session)
+            await session.flush()  # constraint errors surface before anything starts
+            attempted = True
+            try:
+                await client.start_workflow(
+                    workflow, argument, id=workflow_id_, task_queue=deps.runtime.task_queue
+                )
+            except WorkflowAlreadyStartedError as error:  # not ours: leave that workflow alone
+                attempted = False
+                raise Unavailable(
+                    f"the workflow engine could not start the {what} ({error}); nothing was created"
+                ) from error
+            except Exception as error:
+                log.exception("training.workflow_start_failed", workflow_id=workflow_id_, error=repr(error))
+                raise Unavailable(
+                    f"the workflow engine could not start the {what}; nothing was created"
+                ) from error
+    except BaseException:
+        if attempted:
+            await _forget(client, workflow_id_, f"the {what} could not be recorded")
+        raise
+
+
+async def _forget(client: Client, workflow_id_: str, reason: str) -> None:
+    """Terminate a workflow whose job was not recorded (it may have started although the start failed)."""
+    try:
+        await client.get_workflow_handle(workflow_id_).terminate(reason=reason)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            log.warning("training.workflow_not_terminated", workflow_id=workflow_id_, error=repr(error))
 
 
 async def request_cancel(
@@ -185,21 +373,32 @@ async def request_cancel(
     return job
 
 
-def scheduling_of(job: TrainingJob) -> JobScheduling | None:
-    """What the job asks the scheduler for; None for a job without a scheduler project."""
-    if job.scheduler_project_id is None:
+def scheduling_for(project_id: str | None, resources: ResourceRequest, priority: int) -> JobScheduling | None:
+    """What a job asks the scheduler for (None without a scheduler project); a request the scheduler's
+    contract cannot carry is a 422 now, never a job that fails to start later."""
+    if project_id is None:
         return None
-    resources = ResourceRequest.model_validate(job.resources)
     accelerators = {resources.accelerator: resources.accelerator_count} if resources.accelerator else {}
-    return JobScheduling(
-        project_id=job.scheduler_project_id,
-        per_worker=WorkerResources(
-            cpu_millis=max(1, math.ceil(resources.cpu_cores * 1000)),
-            memory_bytes=resources.memory_bytes,
-            accelerators=accelerators,
-        ),
-        gang_size=resources.replicas,
-        priority=job.priority,
+    try:
+        return JobScheduling(
+            project_id=project_id,
+            per_worker=WorkerResources(
+                cpu_millis=max(1, math.ceil(resources.cpu_cores * 1000)),
+                memory_bytes=resources.memory_bytes,
+                accelerators=accelerators,
+            ),
+            gang_size=resources.replicas,
+            priority=priority,
+        )
+    except ValidationError as invalid:
+        problems = "; ".join(issue["msg"] for issue in invalid.errors())
+        raise Unprocessable(f"resources: the scheduler cannot take this request: {problems}") from None
+
+
+def scheduling_of(job: TrainingJob) -> JobScheduling | None:
+    """What a recorded job asks the scheduler for."""
+    return scheduling_for(
+        job.scheduler_project_id, ResourceRequest.model_validate(job.resources), job.priority
     )
 
 
@@ -526,50 +725,88 @@ def evaluation_request_key(evaluation_id: str) -> str:
     return f"{evaluation_workflow_id(evaluation_id)}:evaluate"
 
 
-async def create_evaluation(
-    db: Database,
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What an evaluation reads: the model and the test file (where, and the Forge ids they came from)."""
+
+    model_uri: str
+    test_bucket: str
+    test_key: str
+    model_version_id: str | None = None
+    training_job_id: str | None = None
+    base_model_id: str | None = None
+    dataset_id: str | None = None
+    dataset_version_id: str | None = None
+    test_file: str | None = None
+
+
+def _new_evaluation(
     tenant: str,
     user: str | None,
-    body: CreateEvaluationJob,
-    *,
+    inputs: EvaluationInputs,
+    settings: EvaluationSettings,
     request_key: str | None = None,
 ) -> EvaluationJob:
-    """Record a new evaluation (pending) and its `created` event; with a `request_key` that the tenant
-    used before, the evaluation created then is returned instead (nothing new is written)."""
     evaluation_id = uuid7()
-    job = EvaluationJob(
+    thresholds = settings.thresholds
+    return EvaluationJob(
         id=evaluation_id,
         tenant=tenant,
         request_key=request_key or evaluation_request_key(evaluation_id),
         created_by=user,
-        model_uri=body.model.uri,
-        model_version_id=body.model.model_version_id,
-        training_job_id=body.model.training_job_id,
-        dataset_version_id=body.test_set.dataset_version_id,
-        test_bucket=body.test_set.bucket,
-        test_key=body.test_set.key,
-        data_format=body.data_format,
-        max_new_tokens=body.max_new_tokens,
-        max_records=body.max_records,
+        model_uri=inputs.model_uri,
+        model_version_id=inputs.model_version_id,
+        training_job_id=inputs.training_job_id,
+        base_model_id=inputs.base_model_id,
+        dataset_id=inputs.dataset_id,
+        dataset_version_id=inputs.dataset_version_id,
+        test_file=inputs.test_file,
+        test_bucket=inputs.test_bucket,
+        test_key=inputs.test_key,
+        data_format=settings.data_format,
+        max_new_tokens=settings.max_new_tokens,
+        max_records=settings.max_records,
+        thresholds=None
+        if thresholds is None
+        else {name: bound.model_dump(exclude_none=True) for name, bound in thresholds.items()},
         sequence=1,
     )
+
+
+async def _record_evaluation(session: AsyncSession, job: EvaluationJob, user: str | None) -> None:
+    session.add(job)
+    minimums = {name: bound["min"] for name, bound in (job.thresholds or {}).items() if "min" in bound}
+    await _publish_evaluation(
+        session,
+        job,
+        EvaluationJobCreated(
+            **_evaluation_common(job, actor=user),
+            mode="automatic",
+            dataset_version_ids=[job.dataset_version_id] if job.dataset_version_id else [],
+            metrics=list(EVALUATION_METRICS),
+            thresholds=minimums,
+        ),
+    )
+
+
+async def create_evaluation(
+    db: Database,
+    tenant: str,
+    user: str | None,
+    inputs: EvaluationInputs,
+    settings: EvaluationSettings,
+    *,
+    request_key: str,
+) -> EvaluationJob:
+    """Record a new evaluation (pending) and its `created` event (the activity's path: its caller runs
+    it); with a `request_key` that the tenant used before, the evaluation created then is returned
+    instead (nothing new is written)."""
+    job = _new_evaluation(tenant, user, inputs, settings, request_key)
     try:
         async with db.transaction() as session:
             if (found := await _evaluation_by_key(session, tenant, job.request_key)) is not None:
                 return found
-            session.add(job)
-            await _publish_evaluation(
-                session,
-                job,
-                EvaluationJobCreated(
-                    **_evaluation_common(job, actor=user),
-                    mode="automatic",
-                    dataset_version_ids=[
-                        job.dataset_version_id or stand_in_id(f"s3://{job.test_bucket}/{job.test_key}")
-                    ],
-                    metrics=list(EVALUATION_METRICS),
-                ),
-            )
+            await _record_evaluation(session, job, user)
     except IntegrityError:  # the same request_key created concurrently: that one wins
         async with db.session() as session:
             found = await _evaluation_by_key(session, tenant, job.request_key)
@@ -579,30 +816,69 @@ async def create_evaluation(
     return job
 
 
+async def evaluation_inputs(deps: Deps, tenant: str, body: CreateEvaluationJob) -> EvaluationInputs:
+    """Resolve what an API request names: the model (the tenant's succeeded training job, a model
+    version or a base model of the hub) and the test file of a dataset version (404 for another
+    tenant's)."""
+    model, test_set = body.model, body.test_set
+    trained: TrainingJob | None = None
+    if model.training_job_id is not None:
+        trained = await job(deps.db, tenant, model.training_job_id)
+        if trained.state != "succeeded" or trained.model_uri is None:
+            raise Conflict(
+                f"model.training_job_id: training job {trained.id} is {trained.state}; it has no model to "
+                "evaluate until it succeeded"
+            )
+    resolved = await resolve(
+        deps,
+        tenant,
+        dataset_id=test_set.dataset_id,
+        dataset_version_id=test_set.version_id,
+        base_model_id=model.base_model_id,
+        model_version_id=model.model_version_id,
+    )
+    assert resolved.dataset is not None
+    if trained is not None:
+        assert trained.model_uri is not None
+        model_uri = trained.model_uri
+    elif resolved.model_version is not None:
+        model_uri = resolved.model_version.artifact_uri
+    else:
+        assert resolved.base_model is not None
+        model_uri = resolved.base_model.uri
+    return EvaluationInputs(
+        model_uri=model_uri,
+        test_bucket=resolved.dataset.bucket,
+        test_key=_file_key(resolved.dataset, test_set.file, "test_set.file"),
+        model_version_id=model.model_version_id,
+        training_job_id=model.training_job_id
+        or (resolved.model_version.training_job_id if resolved.model_version else None),
+        base_model_id=model.base_model_id,
+        dataset_id=resolved.dataset.dataset_id,
+        dataset_version_id=resolved.dataset.version_id,
+        test_file=test_set.file,
+    )
+
+
 async def submit_evaluation(
     deps: Deps, tenant: str, user: str | None, body: CreateEvaluationJob
 ) -> EvaluationJob:
-    """Create an evaluation and start its workflow; if the workflow cannot be started the evaluation
-    fails (with an event), so none is left pending with nothing to run it."""
-    job = await create_evaluation(deps.db, tenant, user, body)
-    try:
-        client = deps.runtime.temporal
-        if client is None:
-            raise RuntimeError("the Temporal client is not connected")
-        await client.start_workflow(
-            EVALUATION_WORKFLOW,
-            evaluation_request(job),
-            id=evaluation_workflow_id(job.id),
-            task_queue=deps.runtime.task_queue,
-        )
-    except Exception as error:  # any failure to start leaves the evaluation unrunnable: fail it
-        log.exception("training.evaluation_workflow_start_failed", evaluation_id=job.id, error=repr(error))
-        await fail_evaluation(
-            deps.db, tenant, job.id, error=f"could not start the evaluation's workflow: {error}"
-        )
-        raise Unavailable(
-            "the workflow engine could not start the evaluation; it was marked failed"
-        ) from error
+    """Resolve what the request names, then record the evaluation and start its workflow in one
+    transaction: one that cannot be started leaves nothing behind (503)."""
+    inputs = await evaluation_inputs(deps, tenant, body)
+    job = _new_evaluation(tenant, user, inputs, body)
+
+    async def record(session: AsyncSession) -> None:
+        await _record_evaluation(session, job, user)
+
+    await record_and_start(
+        deps,
+        record,
+        EVALUATION_WORKFLOW,
+        evaluation_request(job),
+        evaluation_workflow_id(job.id),
+        what="evaluation",
+    )
     return job
 
 
@@ -620,6 +896,7 @@ def evaluation_request(job: EvaluationJob) -> EvaluationRequest:
         max_records=job.max_records,
         model_version_id=job.model_version_id,
         training_job_id=job.training_job_id,
+        dataset_version_id=job.dataset_version_id,
     )
 
 
@@ -702,6 +979,8 @@ async def succeed_evaluation(
         job.finished_at = _now()
         job.phase = "done"
         job.metrics = dict(metrics)
+        if job.thresholds is not None:
+            job.passed, job.failed_checks = judge(metrics, job.thresholds)
         job.record_count = len(records)
         job.records_uri, job.report_uri = records_uri, report_uri
         await session.exec(  # type: ignore[call-overload]
@@ -726,7 +1005,9 @@ async def succeed_evaluation(
                 **_evaluation_common(job),
                 from_state="running",
                 metrics=metrics,
-                passed=True,  # no thresholds are configured yet: nothing to fail
+                passed=job.passed,  # absent when no thresholds were given: nothing was judged
+                failed_checks=list(job.failed_checks),
+                not_judged_reason=NOT_JUDGED if job.passed is None else None,
                 report_uri=report_uri,
                 outputs_uri=records_uri,
             ),
@@ -854,8 +1135,7 @@ def _evaluation_common(job: EvaluationJob, actor: str | None = None) -> dict[str
         "tenant_id": job.tenant,
         "occurred_at": _now(),
         "evaluation_id": job.id,
-        # The contract requires a model version; an unregistered model is named by its location.
-        "model_version_id": job.model_version_id or stand_in_id(job.model_uri),
+        "model_version_id": job.model_version_id,  # absent when the model is not a registered version
         "actor": actor,
     }
 

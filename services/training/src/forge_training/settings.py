@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from forge_contracts.activities import dataset, registry
 from forge_kit.settings import ServiceSettings
 from pydantic import Field
 
@@ -28,6 +29,19 @@ class TrainingSettings(ServiceSettings):
     )
     work_dir: Path | None = Field(default=None, description="Where runs keep local files (default: tmp).")
     runtime_threads: int | None = Field(default=None, ge=1, description="CPU threads of the runtime.")
+    dataset_task_queue: str = Field(
+        default=dataset.TASK_QUEUE,
+        min_length=1,
+        description="The dataset service's task queue: where dataset versions are resolved.",
+    )
+    registry_task_queue: str = Field(
+        default=registry.TASK_QUEUE,
+        min_length=1,
+        description="The registry's task queue: where base models and model versions are resolved.",
+    )
+    resolve_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="How long resolving a request's Forge ids may take."
+    )
 
     @classmethod
     def from_service_settings(cls, settings: ServiceSettings) -> TrainingSettings:

@@ -41,7 +41,9 @@ class TrainingJob(SQLModel, table=True):
     created_by: str | None = None
     priority: int = 0
     base_model_uri: str
+    base_model_id: str | None = None  # the hub's base model it was resolved from
     base_model_version_id: str | None = None
+    dataset_id: str | None = None
     dataset_version_id: str
     dataset_bucket: str
     train_key: str
@@ -122,9 +124,15 @@ class EvaluationJob(SQLModel, table=True):
     model_uri: str
     model_version_id: str | None = None
     training_job_id: str | None = None
+    base_model_id: str | None = None
+    dataset_id: str | None = None
     dataset_version_id: str | None = None
+    test_file: str | None = None  # its name in the dataset version
     test_bucket: str
     test_key: str
+    thresholds: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
+    passed: bool | None = None  # None: no thresholds were given, nothing was judged
+    failed_checks: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
     data_format: str = "auto"
     max_new_tokens: int = 32
     max_records: int | None = None

@@ -1,17 +1,20 @@
 """`TrainingJobWorkflow`: one fine-tuning job from queued to its end; `EvaluationJobWorkflow`: one
-evaluation job. Orchestration only (all I/O is in
-the activities); this module imports nothing heavy, since Temporal's sandbox re-imports it."""
+evaluation job; `ResolveInputsWorkflow`: the Forge ids a request names, resolved by the services that own
+them. Orchestration only (all I/O is in the activities); this module imports nothing heavy, since
+Temporal's sandbox re-imports it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from forge_contracts.activities import scheduler
+    from forge_contracts.activities import dataset, registry, scheduler
     from forge_contracts.activities.training import (
         CANCEL_EVALUATION,
         CANCEL_JOB,
@@ -19,16 +22,19 @@ with workflow.unsafe.imports_passed_through():
         FAIL_EVALUATION,
         FAIL_JOB,
         QUEUE_JOB,
+        RESOLVE_INPUTS_WORKFLOW,
         RUN_EVALUATION,
         RUN_TRAINING,
         WORKFLOW,
         EvaluationRequest,
         EvaluationResult,
         FailJob,
+        InputsToResolve,
         JobRef,
         JobScheduling,
         JobStatus,
         QueueJob,
+        ResolvedInputs,
         TrainingJobInput,
         TrainingOutcome,
     )
@@ -226,3 +232,52 @@ class EvaluationJobWorkflow:
             start_to_close_timeout=_SHORT,
             retry_policy=_SHORT_RETRY,
         )
+
+
+_RESOLVE = {
+    "schedule_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+    ),
+}
+
+
+@workflow.defn(name=RESOLVE_INPUTS_WORKFLOW)
+class ResolveInputsWorkflow:
+    """The dataset version, base model and model version a request names, each resolved (concurrently)
+    by the activity of the service that owns it, which checks the tenant: another tenant's resource is
+    `NotFound`. The training API runs it before it records a job, so a job only ever reads files its
+    tenant's own Forge resources point to. A refusal fails the workflow with the owner's error."""
+
+    @workflow.run
+    async def run(self, request: InputsToResolve) -> ResolvedInputs:
+        tenant = request.tenant_id
+        calls: dict[str, Any] = {}
+        if request.dataset_id is not None and request.dataset_version_id is not None:
+            calls["dataset"] = workflow.execute_activity(
+                dataset.RESOLVE_VERSION,
+                dataset.DatasetVersionRef(
+                    tenant_id=tenant, dataset_id=request.dataset_id, version_id=request.dataset_version_id
+                ),
+                task_queue=request.dataset_task_queue,
+                result_type=dataset.ResolvedVersion,
+                **_RESOLVE,
+            )
+        if request.base_model_id is not None:
+            calls["base_model"] = workflow.execute_activity(
+                registry.RESOLVE_BASE_MODEL,
+                registry.BaseModelRef(tenant_id=tenant, base_model_id=request.base_model_id),
+                task_queue=request.registry_task_queue,
+                result_type=registry.ResolvedBaseModel,
+                **_RESOLVE,
+            )
+        if request.model_version_id is not None:
+            calls["model_version"] = workflow.execute_activity(
+                registry.RESOLVE_MODEL_VERSION,
+                registry.ModelVersionRef(tenant_id=tenant, version_id=request.model_version_id),
+                task_queue=request.registry_task_queue,
+                result_type=registry.ResolvedModelVersion,
+                **_RESOLVE,
+            )
+        results = await asyncio.gather(*calls.values())
+        return ResolvedInputs(**dict(zip(calls, results, strict=True)))

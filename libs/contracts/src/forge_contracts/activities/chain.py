@@ -135,6 +135,7 @@ class CreateChainJob(_Model):
     model_project_id: str
     base_model_uri: str
     base_model_id: str | None = None
+    dataset_id: str | None = None
     dataset_version_id: str
     bucket: str
     train_key: str

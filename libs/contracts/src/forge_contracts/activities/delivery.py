@@ -9,8 +9,11 @@ A workflow (training's train → evaluate → register → deliver chain) calls
 
 The activity is idempotent by `(model_version_id, request_key)`; `request_key` defaults to the calling
 workflow's id, so a retry (or a replayed workflow) gets the same order and bundle instead of a second
-packing. It heartbeats with packing progress. A delivery that fails (a source file is missing, ...)
-raises a non-retryable `ApplicationError` of type `DeliveryFailed` whose message is the order's error.
+packing. It heartbeats with packing progress. It asks the registry first: the version must exist in the
+tenant and be released (else a non-retryable `ApplicationError` of type `NotFound` or `NotDeliverable`),
+and the bundle is packed from the version's artifact as the registry has it. A delivery that fails (a
+source file is missing, ...) raises a non-retryable `ApplicationError` of type `DeliveryFailed` whose
+message is the order's error.
 """
 
 from __future__ import annotations
@@ -104,7 +107,13 @@ class DeliverModel(BaseModel):
     model_id: Id
     model_name: str = Field(pattern=MODEL_NAME_PATTERN)
     model_version: int = Field(ge=1)
-    source_uri: S3Uri = Field(description="S3 prefix of the merged Hugging Face model directory.")
+    source_uri: S3Uri | None = Field(
+        default=None,
+        description=(
+            "Deprecated and ignored: the bundle's source is the version's artifact as the registry has it "
+            "(`artifact_uri`), never a location the caller names."
+        ),
+    )
     card: ModelCardInfo
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     deployment_id: Id | None = None

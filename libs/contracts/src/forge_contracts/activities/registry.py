@@ -1,5 +1,6 @@
 """Activities of the registry service (task queue `forge-registry`): register a trained model version,
-record its evaluation against the release gate, release it, and mark it delivered.
+record its evaluation against the release gate, release it, and mark it delivered; resolve a base model
+of the hub or a model version (tenant-checked) to where its files are, for the services that read them.
 
 A workflow calls them by name with these models, e.g.
 
@@ -9,7 +10,8 @@ A workflow calls them by name with these models, e.g.
     )
 
 Every activity is idempotent: `register_model_version` by training job id, `record_evaluation` by
-evaluation id, `release_version` and `mark_delivered` by the state they lead to. A request the release
+evaluation id, `release_version` and `mark_delivered` by the state they lead to; the `resolve_*` ones
+only read (another tenant's model is `NotFound`). A request the release
 gate refuses (release of a version whose evaluation failed, delivery of a version not released) fails
 with a non-retryable `ApplicationError` whose `type` is one of `GATE_ERROR_TYPES`.
 """
@@ -31,6 +33,9 @@ RECORD_EVALUATION = "record_evaluation"
 RELEASE_VERSION = "release_version"
 OVERRIDE_RELEASE = "override_release"
 MARK_DELIVERED = "mark_delivered"
+DESCRIBE_VERSION = "describe_version"
+RESOLVE_BASE_MODEL = "resolve_base_model"
+RESOLVE_MODEL_VERSION = "resolve_model_version"
 
 RELEASE_BLOCKED = "ReleaseBlocked"
 """ApplicationError type: the version's evaluation failed (only an audited override can release it)."""
@@ -198,8 +203,76 @@ class DeliveredVersion(_Model):
     bundle_uri: S3Uri
 
 
+class DescribeVersion(_Model):
+    """Ask the registry about one version of the tenant (e.g. delivery, before it packages one)."""
+
+    tenant_id: TenantId
+    version_id: Id
+    actor: Actor | None = None
+
+
+class VersionDescription(_Model):
+    """A version as the registry knows it: where its artifact is and whether it may be delivered.
+
+    `deliverable` is the registry's word: the version is released (through the gate, or by an audited
+    override) and not delivered, deprecated or archived since. A version of another tenant, or none at
+    all, is a `NotFound` error instead."""
+
+    version_id: Id
+    project_id: Id
+    project_name: str
+    version: int = Field(ge=1)
+    state: str
+    deliverable: bool
+    artifact_uri: S3Uri = Field(description="Where the version's model files are (as registered).")
+    framework: Framework
+    evaluation_id: Id | None = None
+    evaluation_passed: bool | None = None
+    released_by_override: bool = Field(
+        default=False, description="Released by an approver's override of a failed evaluation."
+    )
+
+
+class BaseModelRef(_Model):
+    """A base model of the hub, as seen by `tenant_id`."""
+
+    tenant_id: TenantId
+    base_model_id: Id
+
+
+class ResolvedBaseModel(_Model):
+    """A base model of the hub and where its files are."""
+
+    base_model_id: Id
+    name: str
+    version: str
+    uri: S3Uri = Field(description="The prefix holding its Hugging Face model directory.")
+    architecture: str
+    framework: Framework
+
+
+class ModelVersionRef(_Model):
+    """A model version, as seen by `tenant_id`."""
+
+    tenant_id: TenantId
+    version_id: Id
+
+
+class ResolvedModelVersion(_Model):
+    """A model version and where its weights are."""
+
+    version_id: Id
+    project_id: Id
+    version: int = Field(ge=1)
+    state: str
+    artifact_uri: S3Uri
+    training_job_id: Id | None = None
+    base_model_id: Id | None = None
+
+
 __all__ = [
     "CONFLICT",
+    "DESCRIBE_VERSION",
     "GATE_ERROR_TYPES",
     "ILLEGAL_TRANSITION",
     "INVALID_REQUEST",
@@ -210,20 +283,28 @@ __all__ = [
     "REGISTER_MODEL_VERSION",
     "RELEASE_BLOCKED",
     "RELEASE_VERSION",
+    "RESOLVE_BASE_MODEL",
+    "RESOLVE_MODEL_VERSION",
     "TASK_QUEUE",
+    "BaseModelRef",
     "DatasetVersionRef",
     "DeliveredVersion",
+    "DescribeVersion",
     "EvaluationOutcome",
     "FiniteMetrics",
     "Framework",
     "GateDecision",
     "JsonObject",
     "MarkDelivered",
+    "ModelVersionRef",
     "OverrideReleaseRequest",
     "RegisterVersion",
     "RegisteredVersion",
     "ReleaseRequest",
     "ReleasedVersion",
+    "ResolvedBaseModel",
+    "ResolvedModelVersion",
     "Threshold",
     "Thresholds",
+    "VersionDescription",
 ]

@@ -1,5 +1,5 @@
-"""Activities of the scheduler service (task queue `forge-scheduler`): ask for compute, run a command on
-it, give it back.
+"""Activities of the scheduler service (task queue `forge-scheduler`): ask for compute, run a registered
+workload on it, give it back.
 
     grant = await workflow.execute_activity(
         REQUEST_ALLOCATION, AllocationRequest(...), result_type=AllocationGrant,
@@ -8,18 +8,33 @@ it, give it back.
         RUN_ON_ALLOCATION, RunSpec(...), result_type=RunResult, task_queue=TASK_QUEUE,
         start_to_close_timeout=timedelta(hours=12), heartbeat_timeout=timedelta(seconds=30))
 
-`request_allocation` is idempotent by the caller's `request_key` (the same key always means the same
-allocation); `run_on_allocation` heartbeats `RunProgress` while the command runs and kills it when the
-activity is cancelled; `attach_workload` marks an admitted allocation running for a workload its owner
-runs itself (the training worker runs its runtime), so the scheduler accounts for it until it is
-released; `release_allocation` is a no-op on an allocation that already ended.
+`request_allocation` is idempotent by the caller's `request_key` (the same key with the same request
+means the same allocation; the same key with another request is refused); `run_on_allocation` runs a
+registered `Workload` (never a caller's program: the scheduler renders each kind from its typed
+parameters), heartbeats `RunProgress` while it runs and kills it when the activity is cancelled;
+`attach_workload` marks an admitted allocation running for a workload its owner runs itself (the
+training worker runs its runtime), so the scheduler accounts for it until it is released;
+`release_allocation` is a no-op on an allocation that already ended.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+import math
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    Strict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from forge_contracts.events.base import Id, TenantId
 
@@ -63,27 +78,109 @@ class WorkerResources(_Model):
         return self
 
 
-class CommandSpec(_Model):
-    """The command each worker of a gang runs (an argv list, never a shell string)."""
+RegisteredKind = Literal["gang-probe", "training-runtime"]
+"""The workloads the scheduler runs: it renders each from its typed parameters and never runs a program
+(argv, environment, working directory) a caller names."""
 
-    argv: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
-        min_length=1, max_length=1024, description="Program and arguments."
+_MAX_SPEC_CHARS = 256 * 1024
+_MAX_SPEC_DEPTH = 16
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool | str | bytes | bytearray):
+        raise ValueError("Input should be a valid integer (a JSON integer, not a bool or text)")
+    return value
+
+
+_StrictInt = Annotated[int, BeforeValidator(_json_integer)]
+"""A JSON integer (`3.0` is one, as JSON Schema says), never a bool or a numeric string."""
+_StrictFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+class GangProbeParams(_Model):
+    """`gang-probe`: each worker prints `<message> from <rank> of <world size>`, holds for `hold_s`
+    seconds (sleeping, or spinning on a CPU when `busy`; a file named `proceed` in the job's folder ends
+    the hold early), then exits with `exit_code`. For checking that a gang starts, that limits and
+    cancellation work, and the local runs' tests."""
+
+    message: Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=200)] = Field(
+        default="ready", description="What each worker prints before its rank."
     )
-    env: dict[
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)],
-        Annotated[str, StringConstraints(max_length=32_768)],
-    ] = Field(default_factory=dict, description="Extra environment variables (TR-8).")
-    working_dir: str | None = Field(
-        default=None, max_length=4096, description="Absolute working directory; default: the job's folder."
+    exit_code: _StrictInt = Field(default=0, ge=0, le=255, description="Each worker's exit status.")
+    hold_s: _StrictFloat = Field(default=0, ge=0, le=86_400, description="How long each worker runs.")
+    busy: Annotated[bool, Strict()] = Field(default=False, description="Spin on a CPU while holding.")
+
+
+def _confined(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what could reach outside the job's folder: an absolute path, `~`, a `..` segment, NUL; and
+    NaN or infinities (the runtime reads JSON)."""
+    if depth > _MAX_SPEC_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {_MAX_SPEC_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _confined(key, f"a key of {where}", depth + 1)
+            _confined(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _confined(item, f"{where}[{index}]", depth + 1)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains NUL")
+        if value.startswith(("/", "~", "\\")) or ".." in PurePosixPath(value.replace("\\", "/")).parts:
+            raise ValueError(
+                f"{where} = {value!r}: paths in a spec are relative to the job's folder and stay in it"
+            )
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is not a finite number")
+
+
+class TrainingRuntimeParams(_Model):
+    """`training-runtime`: `python -m forge_training_runtime <command> --spec <file>`, the spec written
+    by the scheduler into the job's folder (the workers' working directory) from the data given here.
+    The runtime validates the spec itself (unknown fields are refused); paths in it are relative to the
+    job's folder and may not leave it."""
+
+    command: Literal["train", "evaluate"] = Field(description="The runtime's command.")
+    spec: dict[Annotated[str, StringConstraints(max_length=128)], JsonValue] = Field(
+        description="The runtime's spec for `command` (`TrainSpec` or `EvaluateSpec`), as data."
     )
-    max_address_space_bytes: int | None = Field(
-        default=None, ge=1 << 20, description="RLIMIT_AS per worker process, where given."
+
+    @field_validator("spec")
+    @classmethod
+    def _bounded_and_confined(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        _confined(spec, "spec")
+        if len(json.dumps(spec)) > _MAX_SPEC_CHARS:
+            raise ValueError(f"the spec is larger than {_MAX_SPEC_CHARS} characters")
+        return spec
+
+
+class _Workload(_Model):
+    max_address_space_bytes: _StrictInt | None = Field(
+        default=None, ge=1 << 20, le=2**53 - 1, description="RLIMIT_AS per worker process, where given."
     )
-    max_cpu_time_s: int | None = Field(default=None, ge=1, description="RLIMIT_CPU per worker process.")
+    max_cpu_time_s: _StrictInt | None = Field(
+        default=None, ge=1, le=30 * 86_400, description="RLIMIT_CPU per worker process, where given."
+    )
+
+
+class GangProbe(_Workload):
+    kind: Literal["gang-probe"]
+    params: GangProbeParams = Field(default_factory=GangProbeParams)
+
+
+class TrainingRuntime(_Workload):
+    kind: Literal["training-runtime"]
+    params: TrainingRuntimeParams
+
+
+Workload = Annotated[GangProbe | TrainingRuntime, Field(discriminator="kind")]
+"""What an allocation's workers run: a registered kind (`kind`) with that kind's typed `params`, and
+optional per-worker limits. An unknown kind, or parameters the kind does not take, are refused."""
 
 
 class AllocationRequest(_Model):
-    """Ask for compute for one workload; the same `request_key` always returns the same allocation."""
+    """Ask for compute for one workload; the same `request_key` with the same request returns the same
+    allocation, with a different request it is refused (non-retryable `Unprocessable`)."""
 
     request_key: str = Field(min_length=1, max_length=200, description="Caller's idempotency key.")
     tenant_id: TenantId
@@ -93,7 +190,10 @@ class AllocationRequest(_Model):
     per_worker: WorkerResources
     workload_kind: WorkloadKind = "training_job"
     workload_id: Id | None = Field(default=None, description="The job or task; default: the allocation.")
-    command: CommandSpec | None = Field(default=None, description="If given, it runs once admitted.")
+    workload: Workload | None = Field(default=None, description="If given, it runs once admitted.")
+    command: None = Field(
+        default=None, description="Removed (the scheduler runs no caller's argv): only null is accepted."
+    )
     actor: str | None = Field(default=None, max_length=256, description="Who asks, e.g. `service:training`.")
     wait_for_admission_s: float = Field(
         default=0, ge=0, le=86_400, description="Wait (heartbeating) up to this long while it is queued."
@@ -111,11 +211,14 @@ class AllocationGrant(_Model):
 
 
 class RunSpec(_Model):
-    """Run a command on an admitted allocation (or attach to its run if it already started)."""
+    """Run a workload on an admitted allocation (or attach to its run if it already started)."""
 
     tenant_id: TenantId
     allocation_id: Id
-    command: CommandSpec | None = Field(default=None, description="Default: the command given at request.")
+    workload: Workload | None = Field(default=None, description="Default: the one given at request.")
+    command: None = Field(
+        default=None, description="Removed (the scheduler runs no caller's argv): only null is accepted."
+    )
     heartbeat_interval_s: float = Field(default=2.0, ge=0.05, le=60)
     log_tail_lines: int = Field(default=5, ge=0, le=200, description="Log lines sent with each heartbeat.")
 
@@ -132,7 +235,7 @@ class RunResult(_Model):
     """How the run ended."""
 
     allocation_id: Id
-    state: AllocationState = Field(description="`released` when the command ended, or `cancelled`.")
+    state: AllocationState = Field(description="`released` when the workers ended, or `cancelled`.")
     exit_code: int | None = Field(description="The first non-zero exit code of the gang, else 0.")
     succeeded: bool
     log_dir: str
@@ -173,12 +276,17 @@ __all__ = [
     "AllocationRequest",
     "AllocationState",
     "AttachWorkload",
-    "CommandSpec",
+    "GangProbe",
+    "GangProbeParams",
+    "RegisteredKind",
     "ReleaseRequest",
     "ReleaseResult",
     "RunProgress",
     "RunResult",
     "RunSpec",
+    "TrainingRuntime",
+    "TrainingRuntimeParams",
     "WorkerResources",
+    "Workload",
     "WorkloadKind",
 ]

@@ -24,7 +24,14 @@ With `evaluation_job_id=None` the activity creates the evaluation job itself, on
 (a repeated call finds the same job and, when it succeeded, returns its result without running again).
 A failed evaluation raises a non-retryable ApplicationError carrying the reason. `fail_evaluation` and
 `cancel_evaluation` (inputs `FailJob` / `JobRef`, `job_id` = the evaluation job) end an evaluation whose
-run could not complete or was cancelled; they do nothing to one that already ended.
+run could not complete or was cancelled; they do nothing to one that already ended. The model and the
+test file an `EvaluationRequest` names must be the tenant's own (its training outputs, its dataset
+files); given `thresholds`, the evaluation judges its metrics (`EvaluationResult.passed`).
+
+`ResolveInputsWorkflow` (input `InputsToResolve`, result `ResolvedInputs`) is how the training service
+turns the Forge ids a request names (dataset version, base model, model version) into where their files
+are: it calls the owning services' activities (`dataset.resolve_version`, `resolve_base_model`,
+`resolve_model_version`), which check the tenant, so a job never reads what its tenant may not.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from forge_contracts.activities import dataset as _dataset
+from forge_contracts.activities import registry as _registry
+from forge_contracts.activities.dataset import ResolvedVersion
+from forge_contracts.activities.registry import ResolvedBaseModel, ResolvedModelVersion, Thresholds
 from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.events.base import Id, TenantId
 
@@ -46,6 +57,7 @@ RUN_EVALUATION = "training.run_evaluation"
 FAIL_EVALUATION = "training.fail_evaluation"
 CANCEL_EVALUATION = "training.cancel_evaluation"
 EVALUATION_WORKFLOW = "EvaluationJobWorkflow"
+RESOLVE_INPUTS_WORKFLOW = "ResolveInputsWorkflow"
 
 JobState = Literal["pending", "queued", "running", "paused", "preempted", "succeeded", "failed", "cancelled"]
 
@@ -161,6 +173,8 @@ class EvaluationRequest(BaseModel):
     max_records: int | None = None
     model_version_id: str | None = None
     training_job_id: str | None = None
+    dataset_version_id: str | None = None  # the dataset version the test file belongs to
+    thresholds: Thresholds | None = None  # given: the evaluation judges its metrics against them
 
 
 class EvaluationResult(BaseModel):
@@ -174,3 +188,31 @@ class EvaluationResult(BaseModel):
     ]  # perplexity, bleu, rouge1, rouge2, rougeL, exact_match (as the runtime names them)
     records_uri: str  # s3://... JSONL of {prompt, reference, prediction}
     report_uri: str  # s3://... JSON report (metrics + config + counts)
+    passed: bool | None = None  # None: no thresholds were given, nothing was judged
+    failed_checks: list[str] = Field(default_factory=list)
+
+
+class InputsToResolve(_Model):
+    """The input of `ResolveInputsWorkflow`: the Forge resources a request names, as seen by its tenant,
+    and the task queues of the services that own them."""
+
+    tenant_id: TenantId
+    dataset_id: Id | None = None
+    dataset_version_id: Id | None = None
+    base_model_id: Id | None = None
+    model_version_id: Id | None = None
+    dataset_task_queue: str = Field(default=_dataset.TASK_QUEUE, min_length=1)
+    registry_task_queue: str = Field(default=_registry.TASK_QUEUE, min_length=1)
+
+
+class ResolvedInputs(_Model):
+    """What each named resource is and where its files are (None: not named)."""
+
+    dataset: ResolvedVersion | None = None
+    base_model: ResolvedBaseModel | None = None
+    model_version: ResolvedModelVersion | None = None
+
+
+def resolve_inputs_workflow_id(request_id: str) -> str:
+    """The id of one resolution (one per request)."""
+    return f"resolve-inputs:{request_id}"

@@ -5,6 +5,7 @@ ignore unknown fields (a producer may add optional fields within one `.vN`). Eac
 holds the payloads of that service's state machines; importing this package registers all of them.
 """
 
+from forge_contracts.events.audit import AuditEntryRecorded
 from forge_contracts.events.base import (
     EVENT_TYPES,
     EntityEvent,
@@ -117,6 +118,7 @@ __all__ = [
     "AllocationRequested",
     "AllocationRequeued",
     "AllocationStarted",
+    "AuditEntryRecorded",
     "BundleFile",
     "DatasetTaskCancelled",
     "DatasetTaskCreated",

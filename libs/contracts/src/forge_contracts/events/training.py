@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from forge_contracts.events.base import (
     EntityEvent,
@@ -32,6 +33,17 @@ _EVAL = {
     "model_version_id": "01956a80-5555-7666-8777-888899990000",
 }
 _ALLOCATION = "01956a01-0000-7000-8000-00000000a111"
+
+
+def _absent_when_none(schema: dict[str, Any]) -> None:
+    """JSON Schema of a field that is left out when it has no value (never sent as null)."""
+    schema.pop("default", None)
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
 _CHECKPOINT = "s3://forge-checkpoints/acme/01956a00/step-1200/"
 
 
@@ -278,7 +290,13 @@ class EvaluationJobEvent(EntityEvent):
     aggregate_field: ClassVar[str] = "evaluation_id"
 
     evaluation_id: Id = Field(description="The evaluation job (the aggregate id, the Kafka key).")
-    model_version_id: Id = Field(description="The model version it evaluates.")
+    model_version_id: Id | SkipJsonSchema[None] = Field(
+        default=None,
+        exclude_if=_absent,
+        json_schema_extra=_absent_when_none,
+        description="The model version it evaluates; absent when the evaluated model is not a registered "
+        "version (a training job's output or a base model).",
+    )
 
 
 class EvaluationJobCreated(EvaluationJobEvent):
@@ -299,7 +317,9 @@ class EvaluationJobCreated(EvaluationJobEvent):
 
     to_state: Literal["pending"] = after("pending")
     mode: Literal["automatic", "human"] = Field(description="Automatic metrics, or people judging outputs.")
-    dataset_version_ids: list[Id] = Field(min_length=1, description="The test sets.")
+    dataset_version_ids: list[Id] = Field(
+        default_factory=list, description="The test sets (their dataset versions); empty when none was named."
+    )
     metrics: list[str] = Field(
         min_length=1, description="Metrics to compute (accuracy, f1, bleu, rouge_l, ...)."
     )
@@ -350,10 +370,17 @@ class EvaluationJobSucceeded(EvaluationJobEvent):
     from_state: Literal["running"] = before()
     to_state: Literal["succeeded"] = after("succeeded")
     metrics: Metrics = Field(description="Computed metrics by name.")
-    passed: bool = Field(
-        description="Whether every threshold was met (the registry's release gate reads it)."
+    passed: bool | SkipJsonSchema[None] = Field(
+        default=None,
+        exclude_if=_absent,
+        json_schema_extra=_absent_when_none,
+        description="Whether every threshold the evaluation was given was met; absent when it was given "
+        "none (nothing was judged: see `not_judged_reason`).",
     )
     failed_checks: list[str] = Field(default_factory=list, description="Thresholds not met, for people.")
+    not_judged_reason: Text | None = Field(
+        default=None, description="Why `passed` is absent, e.g. no thresholds were given."
+    )
     report_uri: S3Uri = Field(description="The evaluation report.")
     outputs_uri: S3Uri | None = Field(default=None, description="The actual model inputs and outputs, JSONL.")
 

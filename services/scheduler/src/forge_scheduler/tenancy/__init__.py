@@ -1,0 +1,1 @@
+"""Tenancy: tenants, their members and roles (the directory every service resolves its callers from)."""
