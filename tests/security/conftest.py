@@ -52,13 +52,28 @@ UPDATE_ROUTES_ENV = "FORGE_UPDATE_ROUTES"
 
 
 GENERATED_REQUESTS: Counter[str] = Counter()
-"""Requests schemathesis made, per service (the run's summary says how many)."""
+"""Requests schemathesis made, per operation (the run's summary says how many)."""
+GENERATED_ANSWERS: Counter[int] = Counter()
+"""Their answers' status codes."""
+GENERATED_SECONDS: Counter[str] = Counter()
+"""Time spent answering them, per operation."""
+GENERATED_REFUSED: Counter[str] = Counter()
+"""403s, per operation: a caller allowed the action refused by the service's own rule."""
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if GENERATED_REQUESTS:
-        total = sum(GENERATED_REQUESTS.values())
-        terminalreporter.write_line(f"generated requests: {dict(GENERATED_REQUESTS)}, {total} in all")
+    if not GENERATED_REQUESTS:
+        return
+    per_service: Counter[str] = Counter()
+    for label, count in GENERATED_REQUESTS.items():
+        per_service[label.split()[0]] += count
+    total, seconds = sum(per_service.values()), sum(GENERATED_SECONDS.values())
+    write = terminalreporter.write_line
+    write(f"generated requests: {dict(per_service)}, {total} in all, answered in {seconds:.0f}s")
+    write(f"answered: {dict(sorted(GENERATED_ANSWERS.items()))}")
+    slowest = GENERATED_SECONDS.most_common(6)
+    write("slowest: " + ", ".join(f"{op} {s:.0f}s/{GENERATED_REQUESTS[op]}" for op, s in slowest))
+    write(f"refused (403): {dict(GENERATED_REFUSED.most_common())}")
 
 
 @dataclass(frozen=True)
@@ -74,10 +89,6 @@ class Route:
     def label(self) -> str:
         return f"{self.service} {self.method} {self.path}"
 
-    @property
-    def takes_body(self) -> bool:
-        return self.method in ("POST", "PUT", "PATCH")
-
 
 def checked_in_routes() -> list[Route]:
     """The routes of tests/security/routes.json (the matrix the tests walk)."""
@@ -86,11 +97,11 @@ def checked_in_routes() -> list[Route]:
     return [Route(**row) for row in json.loads(ROUTES_FILE.read_text())]
 
 
-def openapi_routes(apps: Mapping[str, FastAPI]) -> list[Route]:
-    """Every operation of the apps that requires an action, as the apps document them."""
+def openapi_routes(documents: Mapping[str, dict[str, Any]]) -> list[Route]:
+    """Every operation that requires an action, as the services' OpenAPI documents name them."""
     found = []
-    for service, app in apps.items():
-        for path, item in app.openapi()["paths"].items():
+    for service, document in documents.items():
+        for path, item in document["paths"].items():
             for method, operation in item.items():
                 if isinstance(operation, dict) and "x-forge-action" in operation:
                     found.append(Route(service, method.upper(), path, operation["x-forge-action"]))
@@ -127,6 +138,9 @@ class People:
         return self.platform_admin
 
 
+REQUEST_TIMEOUT_S = 60
+
+
 @dataclass
 class Forge:
     """The six running services, reached through the event loop thread they run on."""
@@ -146,9 +160,6 @@ class Forge:
         return self.portal.call(send)
 
 
-REQUEST_TIMEOUT_S = 60
-
-
 def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -161,6 +172,8 @@ def _signed_in(directory: str) -> str:
 
 @pytest.fixture(scope="session")
 def people(directory: str) -> People:
+    """Users in two fresh tenants, granted through the test directory (the Keycloak users are created on
+    first use and kept: `sec-<role>`, `sec-everything`, `sec-outsider`)."""
     tenant, other = _unique("sec-"), _unique("sec-other-")
     by_role: dict[Role, Caller] = {Role.PLATFORM_ADMIN: as_user("ada", tenant)}
     for role in sorted(GRANTABLE_ROLES):
@@ -207,6 +220,8 @@ async def _remove_bucket(stack_settings: StackSettings, name: str) -> None:
 
 @dataclass(frozen=True)
 class Resources:
+    """Per service: a fresh database's DSN and the name of a bucket nobody uses (created on first write)."""
+
     databases: dict[str, str]
     buckets: dict[str, str]
 
@@ -277,16 +292,16 @@ def documented_apis() -> dict[str, dict[str, Any]]:
         "s3_access_key": "unused",
         "s3_secret_key": "unused",
     }
-    jobs_dir = Path(tempfile.mkdtemp(prefix="forge-security-docs-"))
-    factories = {
-        "dataset": dataset_app,
-        "labeling": labeling_app,
-        "training": training_app,
-        "registry": registry_app,
-        "scheduler": lambda settings: scheduler_app(settings, jobs_dir=jobs_dir),
-        "delivery": delivery_app,
-    }
-    return {s: factories[s](ServiceSettings(service=s, **placeholder)).openapi() for s in SERVICES}
+    with tempfile.TemporaryDirectory(prefix="forge-security-docs-") as jobs_dir:
+        factories = {
+            "dataset": dataset_app,
+            "labeling": labeling_app,
+            "training": training_app,
+            "registry": registry_app,
+            "scheduler": lambda settings: scheduler_app(settings, jobs_dir=Path(jobs_dir)),
+            "delivery": delivery_app,
+        }
+        return {s: factories[s](ServiceSettings(service=s, **placeholder)).openapi() for s in SERVICES}
 
 
 @pytest.fixture(scope="session")

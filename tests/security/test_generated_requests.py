@@ -4,11 +4,12 @@ no server errors, and every response as the OpenAPI documents it.
 
 Each request is signed in as a caller allowed the operation's action (a user with every tenant role,
 a service identity for service-only routes, the platform admin for platform-only ones), in a fresh
-tenant. How many fuzzed cases per operation: FORGE_SCHEMATHESIS_EXAMPLES (12 by default)."""
+tenant. How much is generated: see CONFIG."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import schemathesis
@@ -20,27 +21,40 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.security.conftest import GENERATED_REQUESTS, Forge, documented_apis
+from tests.security.conftest import (
+    GENERATED_ANSWERS,
+    GENERATED_REFUSED,
+    GENERATED_REQUESTS,
+    GENERATED_SECONDS,
+    Forge,
+    documented_apis,
+)
 
+THOROUGH = bool(os.environ.get("FORGE_SCHEMATHESIS_THOROUGH"))
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 20240601,
         "generation": {
-            "max-examples": int(os.environ.get("FORGE_SCHEMATHESIS_EXAMPLES", "12")),
+            "max-examples": int(os.environ.get("FORGE_SCHEMATHESIS_EXAMPLES", "50" if THOROUGH else "12")),
             "deterministic": True,
             "database": "none",
             "no-shrink": True,
         },
         "phases": {
             "examples": {"enabled": True},
-            "coverage": {"enabled": True},
+            "coverage": {"enabled": True}
+            if THOROUGH
+            else {"enabled": True, "generation": {"mode": "positive"}, "unexpected-methods": []},
             "fuzzing": {"enabled": True},
             "stateful": {"enabled": False},
         },
     }
 )
-"""Bounded for a 2-core CI: the coverage phase's boundary cases and a dozen fuzzed cases per operation,
-the same ones every run (derandomized, a fixed seed, no example database, no shrinking)."""
+"""Bounded for a 2-core CI (about 3 000 requests): every documented example, the coverage phase's
+valid boundary cases (smallest, largest, empty, ...) and a dozen fuzzed cases per operation, valid and
+invalid, the same ones every run (derandomized, a fixed seed, no example database, no shrinking).
+FORGE_SCHEMATHESIS_THOROUGH=1 adds the coverage phase's invalid cases and unexpected methods and fuzzes
+50 cases per operation (about 10 000 requests); FORGE_SCHEMATHESIS_EXAMPLES sets the fuzzed count."""
 
 APIS = {
     service: schemathesis.openapi.from_dict(doc, config=CONFIG) for service, doc in documented_apis().items()
@@ -53,9 +67,16 @@ def _generated_request(case: Any, forge: Forge, service: str) -> None:
     headers = dict(forge.people.for_action(Action(action))) if action else {}
     if case.path_parameters and "tenant_id" in case.path_parameters:
         case.path_parameters["tenant_id"] = forge.people.tenant  # the caller's own: reach the route's code
-    GENERATED_REQUESTS[service] += 1
     sent = case.as_transport_kwargs(base_url=f"http://{service}", headers=headers)
+    started = time.monotonic()
     response = forge.request(service, **_httpx_request(sent))
+    label = f"{service} {case.operation.label}"
+    GENERATED_REQUESTS[label] += 1
+    GENERATED_SECONDS[label] += time.monotonic() - started
+    GENERATED_ANSWERS[response.status_code] += 1
+    if response.status_code == 403:
+        reason = str(response.json().get("detail", "")).split("'")[0]  # without the value it names
+        GENERATED_REFUSED[f"{label}: {reason}"] += 1
     case.validate_response(response, checks=CHECKS, headers=headers)
 
 
