@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from forge_cli.auth import BearerHeaders
 from forge_kit.stack_env import env_file_path, read_env_file
 
 
@@ -142,7 +143,7 @@ def identity() -> Identity:
     return _identity
 
 
-class Caller(Mapping[str, str]):
+class Caller(BearerHeaders):
     """Request headers of a signed-in caller: `authorization` is a fresh token each time it is read."""
 
     def __init__(
@@ -158,23 +159,11 @@ class Caller(Mapping[str, str]):
         self.service = service
         self.on_behalf_of = on_behalf_of
 
-    def _headers(self) -> dict[str, str]:
-        token = identity().service_token(self.service) if self.service else identity().token(self.username)
-        headers = {"authorization": f"Bearer {token}"}
-        if self.tenant is not None:
-            headers["x-forge-tenant"] = self.tenant
-        if self.on_behalf_of is not None:
-            headers["x-forge-on-behalf-of"] = self.on_behalf_of
-        return headers
+    def token(self) -> str:
+        return identity().service_token(self.service) if self.service else identity().token(self.username)
 
-    def __getitem__(self, key: str) -> str:
-        return self._headers()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._headers())
-
-    def __len__(self) -> int:
-        return len(self._headers())
+    def extra_headers(self) -> dict[str, str]:
+        return {} if self.on_behalf_of is None else {"x-forge-on-behalf-of": self.on_behalf_of}
 
     def __or__(self, other: Mapping[str, str]) -> dict[str, str]:  # type: ignore[override]
         return {**self._headers(), **other}

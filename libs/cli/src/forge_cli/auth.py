@@ -161,7 +161,36 @@ def load(path: Path | None = None) -> Tokens | None:
     return Tokens(**json.loads(source.read_text()))
 
 
-class SignedIn(Mapping[str, str]):
+class BearerHeaders(Mapping[str, str]):
+    """Request headers of a caller, read afresh each time: a bearer token (`token()`, renewed by the
+    subclass as it needs), the tenant header when one is chosen, and `extra_headers()`."""
+
+    tenant: str | None
+
+    def token(self) -> str:
+        raise NotImplementedError
+
+    def extra_headers(self) -> dict[str, str]:
+        return {}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"authorization": f"Bearer {self.token()}"}
+        if self.tenant is not None:
+            headers["x-forge-tenant"] = self.tenant
+        headers.update(self.extra_headers())
+        return headers
+
+    def __getitem__(self, key: str) -> str:
+        return self._headers()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers())
+
+    def __len__(self) -> int:
+        return len(self._headers())
+
+
+class SignedIn(BearerHeaders):
     """Request headers of a signed-in user (bearer token renewed before it expires, and the tenant
     header when one is chosen)."""
 
@@ -179,22 +208,6 @@ class SignedIn(Mapping[str, str]):
                 self.tokens = self._renew(self.tokens)
             return self.tokens.access_token
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"authorization": f"Bearer {self.token()}"}
-        if self.tenant is not None:
-            headers["x-forge-tenant"] = self.tenant
-        return headers
-
-    def __getitem__(self, key: str) -> str:
-        return self._headers()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._headers())
-
-    def __len__(self) -> int:
-        return len(self._headers())
-
     def in_tenant(self, tenant: str | None) -> SignedIn:
         """The same session acting in another tenant."""
-        other = SignedIn(self.tokens, tenant, renew=self._renew)
-        return other
+        return SignedIn(self.tokens, tenant, renew=self._renew)
