@@ -7,6 +7,7 @@ each other's data, and the stack is started only once for the whole run.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -110,7 +111,10 @@ LEGACY_ROLES = ["tenant-admin", "release-approver", "annotator", "reviewer"]
 
 @pytest.fixture(scope="session")
 async def directory(
-    stack: Stack, stack_settings: StackSettings, tmp_path_factory: pytest.TempPathFactory
+    stack: Stack,
+    stack_settings: StackSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[str]:
     """The directory every service under test resolves its callers from: a real scheduler process on a
     database of its own, as in `forge up` (services find it through FORGE_DIRECTORY_URL). Tenants `acme`
@@ -142,4 +146,7 @@ async def directory(
     finally:
         os.environ.pop("FORGE_DIRECTORY_URL", None)
         process.stop()
+        shutil.rmtree(process.dir, ignore_errors=True)  # its working folder
+        if not request.session.testsfailed:
+            process.log_path.unlink(missing_ok=True)  # a failed session keeps the log to read
         await _admin(stack_settings, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

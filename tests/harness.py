@@ -19,9 +19,20 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from forge_cli.services import ServiceProcess
 from forge_cli.stack import Stack, _alive, port_open
+from forge_kit.objects import DEFAULT_MODEL_AREAS
 from forge_kit.settings import ServiceSettings
 from forge_kit.stack_env import StackSettings, env_file_path, read_env_file
 from forge_kit.temporal import connect, replay
+
+TEST_MODEL_AREAS = [
+    *DEFAULT_MODEL_AREAS,
+    # Tests keep model files in buckets of their own (`s3_bucket`: test-..., the security suite's sec-...),
+    # laid out as the platform's: a training bucket's `<tenant>/...`, a models bucket's `tenants/<tenant>/`.
+    "s3://test-*/{tenant}/",
+    "s3://test-*/tenants/{tenant}/",
+    "s3://sec-*/{tenant}/",
+    "s3://sec-*/tenants/{tenant}/",
+]
 
 
 def service_settings(stack_settings: StackSettings, database: str, service: str) -> ServiceSettings:
@@ -44,6 +55,7 @@ def service_settings(stack_settings: StackSettings, database: str, service: str)
         s3_region=stack_settings.s3_region,
         task_queue=f"forge-{service}-{uuid.uuid4().hex[:8]}",
         shutdown_grace_s=5.0,
+        model_areas=TEST_MODEL_AREAS,
     )
 
 

@@ -12,7 +12,15 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from forge_kit.auth import Authenticator, Forbidden, Membership, Principal, TokenVerifier, Unauthorized
+from forge_kit.auth import (
+    Authenticator,
+    ClientCredentials,
+    Forbidden,
+    Membership,
+    Principal,
+    TokenVerifier,
+    Unauthorized,
+)
 from forge_kit.errors import NotFound
 from forge_kit.policy import POLICY, SERVICE_ONLY, Action, Role, permission_matrix, permits
 
@@ -201,3 +209,43 @@ def test_docs_security_shows_the_policy_as_it_is() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     shown = page.split("<!-- matrix:begin -->\n", 1)[1].split("\n<!-- matrix:end -->", 1)[0]
     assert shown.strip() == permission_matrix().strip(), "regenerate: uv run python -m forge_kit.policy"
+
+
+def _token_server(answers: list[int]) -> tuple[httpx.AsyncClient, list[int]]:
+    """A token endpoint answering with the given statuses in turn (then 200), and the statuses it gave."""
+    given: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status = answers.pop(0) if answers else 200
+        given.append(status)
+        if status != 200:
+            return httpx.Response(status, json={"error": "server_error"})
+        return httpx.Response(200, json={"access_token": f"token-{len(given)}", "expires_in": 300})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer)), given
+
+
+async def test_a_service_token_survives_an_identity_provider_failing_its_first_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ClientCredentials, "RETRY_DELAYS_S", (0.0, 0.0))
+    http, given = _token_server([500, 503])
+    credentials = ClientCredentials("http://idp/token", "forge-dataset", "secret", http=http)
+    assert await credentials.token() == "token-3"
+    assert given == [500, 503, 200]
+    assert await credentials.token() == "token-3"  # cached: no fourth request
+    assert len(given) == 3
+
+
+async def test_a_service_token_refused_or_failing_throughout_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ClientCredentials, "RETRY_DELAYS_S", (0.0, 0.0))
+    http, given = _token_server([401])
+    with pytest.raises(httpx.HTTPStatusError):
+        await ClientCredentials("http://idp/token", "forge-dataset", "wrong", http=http).token()
+    assert given == [401]  # a wrong secret is not retried
+    http, given = _token_server([500, 500, 500])
+    with pytest.raises(httpx.HTTPStatusError):
+        await ClientCredentials("http://idp/token", "forge-dataset", "secret", http=http).token()
+    assert given == [500, 500, 500]

@@ -199,6 +199,24 @@ def test_a_valid_token_reaches_the_service_which_answers_for_itself(
     assert through.json() == direct.json()
 
 
+def test_the_api_docs_through_the_gateway_load_their_schema_from_the_gateways_path(
+    http: httpx.Client, scheduler_port: int
+) -> None:
+    docs = http.get("/api/scheduler/docs")  # public, like the schema: no token
+    assert docs.status_code == 200, docs.text
+    assert "'/api/scheduler/openapi.json'" in docs.text or '"/api/scheduler/openapi.json"' in docs.text
+    schema = http.get("/api/scheduler/openapi.json")
+    assert schema.status_code == 200 and schema.json()["servers"] == [{"url": "/api/scheduler"}]
+    direct = httpx.get(f"http://127.0.0.1:{scheduler_port}/openapi.json", timeout=10).json()
+    assert "servers" not in direct  # called directly, the service is at its own root
+    spoofed = httpx.get(
+        f"http://127.0.0.1:{scheduler_port}/openapi.json",
+        headers={"x-forwarded-prefix": "https://evil.example/x"},
+        timeout=10,
+    ).json()
+    assert "servers" not in spoofed  # only a gateway path is taken
+
+
 def test_a_tampered_token_is_401(http: httpx.Client, token: str) -> None:
     header, payload, signature = token.split(".")
     flipped = ("A" if signature[5] != "A" else "B").join((signature[:5], signature[6:]))

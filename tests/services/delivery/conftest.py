@@ -59,9 +59,9 @@ class DeliveryService:
         runtime: DeliveryRuntime = self.app.state.runtime
         return runtime
 
-    async def upload_model(self, files: dict[str, bytes] | None = None) -> str:
-        """A merged model directory in the test bucket; returns its S3 prefix URI."""
-        prefix = f"sources/{uuid.uuid4().hex[:8]}/merged/"
+    async def upload_model(self, files: dict[str, bytes] | None = None, tenant: str = "acme") -> str:
+        """A merged model directory in the tenant's model area of the test bucket; returns its S3 prefix."""
+        prefix = f"tenants/{tenant}/sources/{uuid.uuid4().hex[:8]}/merged/"
         async with s3_client(self.stack) as s3:
             for name, data in (MODEL_FILES if files is None else files).items():
                 await s3.put_object(Bucket=self.bucket, Key=prefix + name, Body=data)
@@ -83,7 +83,7 @@ class DeliveryService:
         name = f"support-bot-{uuid.uuid4().hex[:6]}"
         project = await http.post("/model-projects", json={"name": name, "gate": GATE}, headers=as_)
         assert project.status_code == 201, project.text
-        source = await self.upload_model(files)
+        source = await self.upload_model(files, tenant)
         created = await http.post(
             f"/model-projects/{project.json()['id']}/versions",
             json={"artifact_uri": source, "metrics": {"eval_loss": 0.5}},

@@ -103,6 +103,21 @@ async def test_a_project_manager_hands_a_task_to_an_annotator(services: Services
     assert forbidden(by_annotator), by_annotator.text
 
 
+async def test_a_task_is_handed_only_to_an_annotator_of_the_tenant(services: Services, team: Team) -> None:
+    task_id = await one_task(services, team)
+
+    refused = {
+        who: await call(services, f"/tasks/{task_id}/assign-to", team.lead, {"assignee": who})
+        for who in ("lb-reviewer", "eve", "nobody-at-all")  # a reviewer only; another tenant's; unknown
+    }
+
+    for who, response in refused.items():
+        assert response.status_code == 422, (who, response.text)
+        assert response.json()["detail"] == f"assignee: {who} is not an annotator in tenant {team.tenant}"
+    after = await state_of(services, team, task_id)
+    assert after["state"] == "open" and after["assignee"] is None and after["sequence"] == 1
+
+
 async def test_only_the_assignee_starts_and_submits_a_task(services: Services, team: Team) -> None:
     task_id = await one_task(services, team)
     await post(services, f"/tasks/{task_id}/assign-to", team.lead, {"assignee": "lb-annotator"})

@@ -44,7 +44,7 @@ async def make_project(http: httpx.AsyncClient, tenant: str, **extra: Any) -> di
 
 async def make_version(http: httpx.AsyncClient, tenant: str, project_id: str, **extra: Any) -> dict[str, Any]:
     body = {
-        "artifact_uri": "s3://forge-models/acme/run/final/",
+        "artifact_uri": f"s3://forge-models/tenants/{tenant}/run/final/",
         "training_job_id": uuid7(),
         "dataset_versions": [{"id": uuid7(), "content_hash": HASH}],
         "hyperparameters": {"lr": 0.0002, "lora_rank": 8},
@@ -515,7 +515,7 @@ async def test_bad_input_is_422_naming_the_field(registry: Registry, tenant: str
         json={
             "name": "tiny",
             "version": "1",
-            "uri": "s3://forge-models/base/",
+            "uri": f"s3://forge-models/tenants/{tenant}/base/",
             "architecture": "llama",
             "parameter_count": 0,
         },
@@ -530,7 +530,7 @@ async def test_base_models_are_registered_and_referenced_by_versions(registry: R
     body = {
         "name": name,
         "version": "1.0",
-        "uri": "s3://forge-models/base/tiny-llama/",
+        "uri": f"s3://forge-models/tenants/{tenant}/base/tiny-llama/",
         "architecture": "LlamaForCausalLM",
         "parameter_count": 4_200_000,
         "intended_use": "tests and demos",
@@ -548,10 +548,52 @@ async def test_base_models_are_registered_and_referenced_by_versions(registry: R
     assert version["base_model_id"] == created.json()["id"]
     unknown = await http.post(
         f"/model-projects/{project['id']}/versions",
-        json={"artifact_uri": "s3://forge-models/x/", "base_model_id": uuid7()},
+        json={"artifact_uri": f"s3://forge-models/tenants/{tenant}/x/", "base_model_id": uuid7()},
         headers=h(tenant),
     )
     assert unknown.status_code == 400 and "base_model_id" in unknown.json()["detail"]
+
+
+async def test_model_files_outside_the_tenants_own_areas_are_refused_and_nothing_is_registered(
+    registry: Registry, tenant: str
+) -> None:
+    """The registry's URIs are read with the services' own credentials (training downloads a base model,
+    delivery packs a version): naming another tenant's files must not register anything."""
+    http = registry.http
+    project = await make_project(http, tenant)
+    foreign = [
+        "s3://forge-models/tenants/globex/base/secret/",  # another tenant's models
+        "s3://forge-training/globex/job-1/merged/",  # another tenant's training outputs
+        f"s3://forge-models/tenants/{tenant}/../globex/secret/",  # out of the area by `..`
+        f"s3://forge-models/tenants/{tenant}x/secret/",  # a tenant whose id starts like ours
+        "s3://forge-dataset/tenants/globex/blobs/",  # a bucket that holds no models
+        f"s3://forge-models/tenants/{tenant}/",  # the area itself, not a model in it
+    ]
+    for uri in foreign:
+        base = await http.post(
+            "/base-models",
+            json={
+                "name": f"b-{uuid.uuid4().hex[:6]}",
+                "version": "1",
+                "uri": uri,
+                "architecture": "llama",
+                "parameter_count": 10,
+            },
+            headers=h(tenant),
+        )
+        assert base.status_code == 422, (uri, base.text)
+        assert "model areas" in base.json()["detail"]
+        version = await http.post(
+            f"/model-projects/{project['id']}/versions", json={"artifact_uri": uri}, headers=h(tenant)
+        )
+        assert version.status_code == 422, (uri, version.text)
+        assert version.json()["detail"].startswith("artifact_uri:")
+    stored = (await http.get("/base-models", headers=h(tenant))).json()
+    assert not {m["uri"] for m in stored} & set(foreign)
+    listed = await http.get(f"/model-projects/{project['id']}/versions", headers=h(tenant))
+    assert listed.json() == []
+    own = await make_version(http, tenant, project["id"])  # the tenant's own area is fine
+    assert own["artifact_uri"] == f"s3://forge-models/tenants/{tenant}/run/final/"
 
 
 async def test_the_gate_activities_in_a_workflow_refuse_release_and_delivery_of_a_failed_version(
@@ -610,7 +652,7 @@ async def _chain(
         tenant_id=tenant,
         project_id=project_id,
         training_job_id=job or uuid7(),
-        artifact_uri="s3://forge-models/acme/run/final/",
+        artifact_uri=f"s3://forge-models/tenants/{tenant}/run/final/",
         actor="service:training",
     )
     outcome = EvaluationOutcome(

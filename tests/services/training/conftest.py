@@ -237,19 +237,22 @@ def sample_files(local: LocalInputs) -> dict[str, bytes]:
 async def inputs(local_inputs: LocalInputs, catalogue: Catalogue, stack_settings: StackSettings) -> Inputs:
     """The sample data published as a dataset version and the tiny model registered in the hub, in acme
     and in globex."""
-    prefix = f"hub/tiny-{uuid.uuid4().hex[:8]}/"
+    name = f"tiny-{uuid.uuid4().hex[:8]}"
+    uris = {}
     async with s3_client(stack_settings) as s3:
-        for path in sorted(local_inputs.base_model_dir.iterdir()):
-            await s3.upload_file(str(path), catalogue.bucket, prefix + path.name)
-    uri = f"s3://{catalogue.bucket}/{prefix}"
+        for tenant in ("acme", "globex"):  # each tenant's copy in its own model area
+            prefix = f"tenants/{tenant}/hub/{name}/"
+            for path in sorted(local_inputs.base_model_dir.iterdir()):
+                await s3.upload_file(str(path), catalogue.bucket, prefix + path.name)
+            uris[tenant] = f"s3://{catalogue.bucket}/{prefix}"
     files = sample_files(local_inputs)
     return Inputs(
         catalogue,
         await catalogue.publish(ACME, files),
-        await catalogue.register_base_model(ACME, uri),
-        uri,
+        await catalogue.register_base_model(ACME, uris["acme"]),
+        uris["acme"],
         await catalogue.publish(GLOBEX, files),
-        await catalogue.register_base_model(GLOBEX, uri),
+        await catalogue.register_base_model(GLOBEX, uris["globex"]),
     )
 
 

@@ -9,6 +9,8 @@ import os
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.identity import as_user, grant
 from tests.services.training.conftest import ACME, GLOBEX, Catalogue, TrainingService
 
@@ -62,9 +64,11 @@ async def test_a_chain_starts_only_from_the_tenants_own_dataset_and_base_model_w
 ) -> None:
     ours = await _published(catalogue, ACME)
     theirs = await _published(catalogue, GLOBEX)
-    uri = f"s3://{catalogue.bucket}/hub/{uuid.uuid4().hex[:8]}/"
-    our_model = await catalogue.register_base_model(ACME, uri)
-    their_model = await catalogue.register_base_model(GLOBEX, uri)
+    name = uuid.uuid4().hex[:8]
+    our_model = await catalogue.register_base_model(ACME, f"s3://{catalogue.bucket}/tenants/acme/hub/{name}/")
+    their_model = await catalogue.register_base_model(
+        GLOBEX, f"s3://{catalogue.bucket}/tenants/globex/hub/{name}/"
+    )
 
     for body, status in (
         (_chain(theirs, our_model), 404),
@@ -74,3 +78,29 @@ async def test_a_chain_starts_only_from_the_tenants_own_dataset_and_base_model_w
         response = await training.http.post("/chains", json=body, headers=ACME)
 
         assert response.status_code == status, (body, response.text)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cpu_millis": 2**62},  # past what the scheduler admits
+        {"cpu_millis": True},  # not an integer
+        {"memory_bytes": 2**70},
+        {"eval_max_records": 0},
+        {"eval_max_new_tokens": 5000},
+        {"approval_timeout_s": 1e300},
+        {"scheduler_project_id": "a\x00b"},
+        {"model_project_id": "not-an-id"},
+    ],
+)
+async def test_a_chain_out_of_bounds_is_refused_before_any_workflow_starts(
+    training: TrainingService, changes: dict[str, Any]
+) -> None:
+    body = _chain(
+        {"dataset_id": str(uuid.uuid4()), "dataset_version_id": str(uuid.uuid4())}, str(uuid.uuid4())
+    )
+    response = await training.http.post("/chains", json={**body, **changes}, headers=ACME)
+
+    assert response.status_code == 422, response.text
+    field = next(iter(changes))
+    assert response.json()["errors"][0]["location"] == f"body.{field}"

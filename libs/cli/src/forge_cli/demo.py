@@ -34,7 +34,8 @@ CARD = {
     "intended_use": "Demonstrating Forge's hand-off to an inference platform.",
     "limitations": "Trained for seconds on a few hundred synthetic records; answers are unreliable.",
 }
-DEMO_BUCKET = "forge-demo"
+DEMO_BUCKET = "forge-models"
+"""The models bucket: the demo puts its base model in the demo tenant's area (forge_kit.objects)."""
 
 
 class DemoError(RuntimeError):
@@ -128,7 +129,7 @@ async def set_up(
     `admin`, a platform admin in the same tenant, sets the scheduler project's quota."""
     headers = caller
     tenant = caller["x-forge-tenant"]
-    prefix = f"base/{uuid.uuid4().hex[:8]}/"
+    prefix = f"tenants/{tenant}/base/{uuid.uuid4().hex[:8]}/"  # in the tenant's model area
     async with s3_client(stack) as s3:
         try:
             await s3.create_bucket(Bucket=bucket)

@@ -245,6 +245,11 @@ def _routes(upstreams: Mapping[str, int], limits: GatewayLimits) -> list[dict[st
             }
         )
         forward = {"cluster": service, "prefix_rewrite": "/", "timeout": f"{limits.route_timeout_s}s"}
+        # The service writes its docs' URLs under the gateway's path (forge_kit.http._behind_the_gateway).
+        prefix_header = {
+            "header": {"key": "x-forwarded-prefix", "value": f"/api/{service}"},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }
         # With a Content-Length (checked above), the body streams through unbuffered.
         routes.append(
             {
@@ -254,6 +259,7 @@ def _routes(upstreams: Mapping[str, int], limits: GatewayLimits) -> list[dict[st
                     "headers": [{"name": "content-length", "present_match": True}],
                 },
                 "route": forward,
+                "request_headers_to_add": [prefix_header],
             }
         )
         # Without one: no body, or a chunked one, which the buffer filter (off elsewhere) holds to its
@@ -263,6 +269,7 @@ def _routes(upstreams: Mapping[str, int], limits: GatewayLimits) -> list[dict[st
                 "name": f"{service}-unsized",
                 "match": {"prefix": f"/api/{service}/"},
                 "route": forward,
+                "request_headers_to_add": [prefix_header],
                 "typed_per_filter_config": {"envoy.filters.http.buffer": buffer_on},
             }
         )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import httpx
 from forge_kit.stack_env import SERVICES
 
-from forge_cli.stack import HOST, DetachedServer, Stack, StackError, port_from_env, port_open
+from forge_cli.stack import HOST, DetachedServer, Stack, StackError, log_tail, port_from_env, port_open
 
 BASE_PORTS = {
     "dataset": 18101,
@@ -115,7 +115,10 @@ class Platform:
         deadline = time.monotonic() + service.start_timeout_s
         while time.monotonic() < deadline:
             if not service.running():
-                raise StackError(f"service {service.name} exited while starting; see {service.log_path}")
+                raise StackError(
+                    f"service {service.name} exited while starting ({service.log_path}); log tail:\n"
+                    f"{log_tail(service.log_path)}"
+                )
             if service.healthy():
                 return
             time.sleep(0.3)

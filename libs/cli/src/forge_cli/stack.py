@@ -72,7 +72,8 @@ class ServerStatus:
     log_tail: str = ""
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file (empty if there is none), for error messages."""
     if not path.exists():
         return ""
     with path.open("rb") as handle:
@@ -194,11 +195,11 @@ class Server(ABC):
         pid = self.pid()
         if pid is not None and _alive(pid, self.process_marker):
             state = "running" if self.healthy() else "unhealthy"
-            tail = "" if state == "running" else _tail(self.log_path)
+            tail = "" if state == "running" else log_tail(self.log_path)
             return ServerStatus(self.name, state, pid, self.endpoints(), self.log_path, tail)
         if pid is not None:
             return ServerStatus(
-                self.name, "crashed", pid, self.endpoints(), self.log_path, _tail(self.log_path)
+                self.name, "crashed", pid, self.endpoints(), self.log_path, log_tail(self.log_path)
             )
         return ServerStatus(self.name, "stopped", None, self.endpoints(), self.log_path)
 
@@ -668,13 +669,15 @@ class Stack:
         deadline = time.monotonic() + server.start_timeout_s
         while time.monotonic() < deadline:
             if not server.running():
-                raise StackError(f"{server.name} exited while starting; log tail:\n{_tail(server.log_path)}")
+                raise StackError(
+                    f"{server.name} exited while starting; log tail:\n{log_tail(server.log_path)}"
+                )
             if server.healthy():
                 return
             time.sleep(0.3)
         raise StackError(
             f"{server.name} not healthy after {server.start_timeout_s:.0f}s; "
-            f"log tail:\n{_tail(server.log_path)}"
+            f"log tail:\n{log_tail(server.log_path)}"
         )
 
     def down(self) -> None:

@@ -165,6 +165,15 @@ def _select_tenant(
     return tenant, roles, {p: frozenset(r) for p, r in projects.items()}
 
 
+async def member_may(
+    directory: Directory, username: str, tenant: str, action: Action, project_id: str | None = None
+) -> bool:
+    """Whether `username` (somebody other than the caller: the annotator a task is handed to, say) may take
+    `action` in `tenant` (in `project_id`, when the resource belongs to one), from their memberships."""
+    _, roles, projects = _select_tenant(username, await directory.memberships(username), tenant)
+    return permits(roles | (projects.get(project_id, frozenset()) if project_id else frozenset()), action)
+
+
 class TokenVerifier:
     """Checks access tokens against the issuer's signing keys (JWKS, cached and refetched on rotation)."""
 
@@ -269,29 +278,50 @@ class _TTLCache:
 class ClientCredentials:
     """A service's own access token (client-credentials grant), fetched when missing or near expiry."""
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str) -> None:
+    def __init__(
+        self, token_url: str, client_id: str, client_secret: str, *, http: httpx.AsyncClient | None = None
+    ) -> None:
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
+        self._http = http
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
+
+    RETRY_DELAYS_S = (0.2, 1.0)
+    """Waits before the second and third try when the identity provider fails (5xx or no connection): a
+    provider whose database just restarted answers 500 on its first requests until its pool reconnects."""
 
     async def token(self) -> str:
         """A valid access token of this service."""
         async with self._lock:
             if self._token is None or time.monotonic() > self._expires_at - 30:
-                async with httpx.AsyncClient(timeout=10) as http:
-                    response = await http.post(
-                        self.token_url,
-                        data={"grant_type": "client_credentials"},
-                        auth=(self.client_id, self.client_secret),
-                    )
-                response.raise_for_status()
-                body = response.json()
+                body = await self._fetch()
                 self._token = str(body["access_token"])
                 self._expires_at = time.monotonic() + float(body.get("expires_in", 60))
             return self._token
+
+    async def _fetch(self) -> dict[str, Any]:
+        for delay in self.RETRY_DELAYS_S:
+            try:
+                response = await self._post()
+                if response.status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(delay)
+        else:
+            response = await self._post()  # the last try: its error is the caller's
+        response.raise_for_status()  # a 4xx (wrong secret) is not retried
+        return dict(response.json())
+
+    async def _post(self) -> httpx.Response:
+        form = {"grant_type": "client_credentials"}
+        if self._http is not None:
+            return await self._http.post(self.token_url, data=form, auth=(self.client_id, self.client_secret))
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await http.post(self.token_url, data=form, auth=(self.client_id, self.client_secret))
 
 
 class HttpDirectory:

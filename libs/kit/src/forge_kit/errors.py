@@ -23,6 +23,14 @@ class BadRequest(ForgeError):
     """The request is well-formed but asks for something that makes no sense."""
 
 
+class Unprocessable(ForgeError):
+    """The request is well-formed but its content cannot be carried out as it stands: a bad record, a name
+    it may not use, a value contradicting what the service recorded (422, like a bad field)."""
+
+    status = 422
+    title = "Unprocessable content"
+
+
 class NotFound(ForgeError):
     """The resource does not exist, or the caller's tenant may not see it."""
 

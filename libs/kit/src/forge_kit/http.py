@@ -345,6 +345,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = _behind_the_gateway(scope)
         request_id = _request_id_of(scope)
         baseline = structlog.contextvars.get_contextvars()
         token = _request_id.set(request_id)
@@ -426,6 +427,20 @@ class EdgeMiddleware:
 def _text_header(scope: Scope, name: bytes) -> str | None:
     value = _header(scope, name)
     return value.decode("latin-1") if value is not None else None
+
+
+_GATEWAY_PREFIX = re.compile(r"/api/[a-z][a-z0-9-]{0,62}")
+
+
+def _behind_the_gateway(scope: Scope) -> Scope:
+    """The scope with the gateway's `/api/<service>` as its root path, when the gateway says so
+    (`x-forwarded-prefix`): the API docs then load `/api/<service>/openapi.json` and the schema names the
+    gateway's path as its server. It changes only the URLs the service writes, not how routes match (the
+    gateway has already taken the prefix off the path)."""
+    prefix = _text_header(scope, b"x-forwarded-prefix")
+    if prefix is None or scope.get("root_path") or not _GATEWAY_PREFIX.fullmatch(prefix):
+        return scope
+    return {**scope, "root_path": prefix}
 
 
 # ------------------------------------------------------------------------------------------------ OpenAPI

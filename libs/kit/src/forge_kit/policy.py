@@ -36,6 +36,8 @@ class Action(StrEnum):
     TENANT_READ = "tenant.read"
     MEMBERS_MANAGE = "tenant.members.manage"
     AUDIT_READ = "audit.read"
+    PLATFORM_AUDIT_READ = "audit.platform.read"
+    """The platform's own trail: entries outside any tenant (tenants created, platform admins' acts)."""
     # datasets
     DATASET_READ = "dataset.read"
     DATASET_WRITE = "dataset.write"
@@ -106,6 +108,7 @@ POLICY: dict[Role, frozenset[Action]] = {
         Action.TENANT_CREATE,
         Action.MEMBERS_MANAGE,
         Action.AUDIT_READ,
+        Action.PLATFORM_AUDIT_READ,
         Action.SCHEDULER_PROJECTS_MANAGE,
         Action.SCHEDULER_QUOTA_MANAGE,
     },
@@ -134,6 +137,7 @@ POLICY: dict[Role, frozenset[Action]] = {
 
 SERVICE_ACTIONS: frozenset[Action] = frozenset(Action) - {
     Action.TENANT_CREATE,
+    Action.PLATFORM_AUDIT_READ,
     Action.MEMBERS_MANAGE,
     Action.SCHEDULER_QUOTA_MANAGE,
     Action.REGISTRY_APPROVE,

@@ -7,6 +7,7 @@ import os
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from forge_kit.objects import DEFAULT_MODEL_AREAS
 from forge_kit.stack_env import env_file_path, load_stack_settings, read_env_file
 
 DEFAULT_DIRECTORY_URL = "http://127.0.0.1:18105"
@@ -43,6 +44,10 @@ class ServiceSettings(BaseSettings):
     )
 
     oidc_client_id: str | None = Field(default=None, description="default: forge-<service>")
+    model_areas: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MODEL_AREAS),
+        description="where a tenant's model files may be, `{tenant}` its id (forge_kit.objects)",
+    )
 
     @property
     def client_id(self) -> str:

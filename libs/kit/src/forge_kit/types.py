@@ -120,10 +120,19 @@ def _iso_text(value: Any) -> Any:
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 """A date and time with its offset, from ISO 8601 text (`2025-03-03T10:00:00Z`); never a bare number."""
 
+# Character classes spelled out rather than `\s`: Python's `\s` and JSON Schema's (ECMA 262) differ (U+0085,
+# U+001C-1F, U+FEFF), and a pattern must mean the same to the service and to a client checking the schema.
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+"""C0 and C1 controls (NEL included) and the Unicode line and paragraph separators: never in one line."""
+_BLANK = r" \xa0\u1680\u2000-\u200a\u202f\u205f\u3000\ufeff"
+"""Spaces that are not controls (no-break, ideographic U+3000, ...): not "something" in a non-blank line."""
+_WHITE = rf"\t\n\v\f\r\x1c-\x1f\x85{_BLANK}\u2028\u2029"
+"""Every character either Python or ECMA 262 counts as white space."""
+
 NO_NUL = r"^[^\x00]*$"
-NON_BLANK_NO_NUL = r"^\s*[^\s\x00][^\x00]*$"
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
-NON_BLANK_ONE_LINE = r"^ *[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+NON_BLANK_NO_NUL = rf"^[{_WHITE}]*[^{_WHITE}\x00][^\x00]*$"
+ONE_LINE = rf"^[^{_CONTROL}]*$"
+NON_BLANK_ONE_LINE = rf"^[{_BLANK}]*[^{_BLANK}{_CONTROL}][^{_CONTROL}]*$"
 
 Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
 """Free text (descriptions, notes, instructions): any characters but NUL; may be empty."""
@@ -133,6 +142,8 @@ Line = Annotated[str, StringConstraints(pattern=ONE_LINE)]
 """One line (names, labels, keys, identifiers from callers): no control characters; may be empty."""
 NonBlankLine = Annotated[str, StringConstraints(pattern=NON_BLANK_ONE_LINE)]
 """One line with something in it besides spaces: no control characters."""
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")]
+"""A user's sign-in name as the identity provider has it (`preferred_username`): a member, an assignee."""
 
 __all__ = [
     "INT32_MAX",
@@ -160,5 +171,6 @@ __all__ = [
     "PositiveInt64Param",
     "Text",
     "Timestamp",
+    "Username",
     "Within",
 ]

@@ -21,7 +21,7 @@ from forge_contracts.state_machines import MACHINES, StateMachine
 from forge_kit import outbox
 from forge_kit.auth import Principal
 from forge_kit.db import Database
-from forge_kit.errors import Conflict, ForgeError, NotFound
+from forge_kit.errors import Conflict, NotFound, Unprocessable
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,13 +34,6 @@ from forge_dataset.tables import Dataset, DatasetTask, DatasetVersion, VersionFi
 VERSION: StateMachine = MACHINES["dataset_version"]
 TASK: StateMachine = MACHINES["dataset_task"]
 READABLE = ("published", "deprecated")
-
-
-class Unprocessable(ForgeError):
-    """The request is well-formed but its content is not acceptable (e.g. a bad JSONL line)."""
-
-    status = 422
-    title = "Unprocessable content"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from forge_contracts.events.delivery import (
 )
 from forge_kit import outbox
 from forge_kit.db import Database
-from forge_kit.errors import BadRequest, Conflict, ForgeError, NotFound
+from forge_kit.errors import BadRequest, Conflict, NotFound, Unprocessable
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -89,13 +89,6 @@ async def _live_for_bundle(
         col(DeliveryOrder.state).not_in(["failed", "cancelled"]),
     )
     return (await session.exec(statement)).first()
-
-
-class Unprocessable(ForgeError):
-    """The request is well-formed but cannot be carried out as it stands (422)."""
-
-    status = 422
-    title = "Unprocessable content"
 
 
 def request_hash(request: CreateDeliveryOrder) -> str:

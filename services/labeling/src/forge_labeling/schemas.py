@@ -7,7 +7,7 @@ from typing import Any
 
 from forge_contracts.activities.labeling import ExportState
 from forge_contracts.events.base import UUID_PATTERN
-from forge_kit.types import FiniteFloat, Line, NonBlankLine, NonBlankText, Text
+from forge_kit.types import FiniteFloat, Line, NonBlankLine, NonBlankText, Text, Username
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forge_labeling.domain import ExportFormat, TemplateKind
@@ -119,15 +119,13 @@ class TaskPage(BaseModel):
 class Assign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignee: Line | None = Field(
-        default=None, min_length=1, max_length=256, description="Default: the caller."
-    )
+    assignee: Username | None = Field(default=None, description="Default: the caller.")
 
 
 class AssignTo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignee: Line = Field(min_length=1, max_length=256, description="The annotator who gets the task.")
+    assignee: Username = Field(description="The annotator who gets the task.")
 
 
 class Reason(BaseModel):

@@ -26,9 +26,9 @@ from forge_contracts.envelope import uuid7
 from forge_contracts.events import EVENT_TYPES
 from forge_contracts.events.labeling import LabelingTaskCreated
 from forge_kit import outbox
-from forge_kit.auth import Forbidden, Principal
+from forge_kit.auth import Forbidden, Principal, member_may
 from forge_kit.db import Database
-from forge_kit.errors import Conflict, ForgeError, NotFound, Unavailable
+from forge_kit.errors import Conflict, NotFound, Unavailable, Unprocessable
 from forge_kit.policy import Action
 from forge_kit.runtime import ServiceRuntime
 from sqlalchemy.exc import IntegrityError
@@ -44,13 +44,6 @@ from forge_labeling.schemas import ExportCreate, ProjectCreate, TemplateCreate
 from forge_labeling.settings import LabelingSettings
 from forge_labeling.tables import Annotation, Export, Project, Task, Template
 from forge_labeling.workflows import ExportWorkflow, ImportRecordsWorkflow
-
-
-class Unprocessable(ForgeError):
-    """The request is well-formed but its content is not acceptable (an unknown label, bad records)."""
-
-    status = 422
-    title = "Unprocessable content"
 
 
 @dataclass(frozen=True)
@@ -357,6 +350,11 @@ async def assign(deps: Deps, caller: Principal, task_id: str, assignee: str | No
     annotator = _assignee(assignee, caller)
     async with deps.db.transaction() as session:
         found = await _task(session, caller, task_id, lock=True)
+        if annotator != caller.actor and not await member_may(
+            deps.runtime.directory, annotator, caller.tenant_id, Action.LABELING_ANNOTATE
+        ):  # tenant-wide, as every role check here (labeling projects are not the directory's projects)
+            # Within the caller's own tenant: a task handed to a non-member would be work nobody can do.
+            raise Unprocessable(f"assignee: {annotator} is not an annotator in tenant {caller.tenant_id}")
         await _move(session, found, "assign", caller.actor, assignee=annotator)
         found.assignee = annotator
     return found

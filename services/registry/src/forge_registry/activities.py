@@ -6,7 +6,7 @@ release and delivery by the state they lead to. What the release gate refuses fa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -80,9 +80,10 @@ async def _gate_errors() -> AsyncIterator[None]:
 class RegistryActivities:
     """The activities, bound to the service's database and report store."""
 
-    def __init__(self, db: Database, reports: ReportStore) -> None:
+    def __init__(self, db: Database, reports: ReportStore, model_areas: Sequence[str]) -> None:
         self.db = db
         self.reports = reports
+        self.model_areas = model_areas
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -114,6 +115,7 @@ class RegistryActivities:
                 Principal.of_service("registry", request.tenant_id, on_behalf_of=request.actor),
                 request.project_id,
                 body,
+                self.model_areas,
             )
         return RegisteredVersion(
             version_id=version.id,

@@ -95,7 +95,7 @@ async def set_gate(
 async def register_base_model(
     body: schemas.BaseModelCreate, who: CanRegistryWrite, svc: Runtime
 ) -> schemas.BaseModelView:
-    created = await service.register_base_model(svc.db, who, body)
+    created = await service.register_base_model(svc.db, who, body, svc.settings.model_areas)
     return schemas.BaseModelView.model_validate(created, from_attributes=True)
 
 
@@ -125,7 +125,9 @@ async def get_base_model(model_id: str, who: CanRegistryRead, svc: Runtime) -> s
 async def register_version(
     project_id: str, body: schemas.VersionCreate, who: CanRegistryWrite, svc: Runtime, response: Response
 ) -> schemas.VersionView:
-    registered, created = await service.register_version(svc.db, who, project_id, body)
+    registered, created = await service.register_version(
+        svc.db, who, project_id, body, svc.settings.model_areas
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return _view(registered)

@@ -21,7 +21,11 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 def build_runtime(settings: ServiceSettings, reports: ReportStore | None = None) -> ServiceRuntime:
     """The registry's runtime with its activities registered on its task queue."""
     runtime = ServiceRuntime(settings, migrations=MIGRATIONS)
-    runtime.register(activities=RegistryActivities(runtime.db, reports or ReportStore(settings)).all())
+    runtime.register(
+        activities=RegistryActivities(
+            runtime.db, reports or ReportStore(settings), settings.model_areas
+        ).all()
+    )
     return runtime
 
 

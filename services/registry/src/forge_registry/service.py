@@ -5,7 +5,7 @@ trail. Every read and write is scoped to the caller's tenant; another tenant's r
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from forge_kit import outbox
 from forge_kit.auth import Forbidden, Principal
 from forge_kit.db import Database
 from forge_kit.errors import BadRequest, Conflict, NotFound
+from forge_kit.objects import check_tenant_area
 from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -121,7 +122,11 @@ async def set_gate(db: Database, caller: Principal, project_id: str, gate: Thres
 # Base models (the hub)
 
 
-async def register_base_model(db: Database, caller: Principal, body: schemas.BaseModelCreate) -> HubModel:
+async def register_base_model(
+    db: Database, caller: Principal, body: schemas.BaseModelCreate, areas: Sequence[str]
+) -> HubModel:
+    """A base model of the caller's tenant, its files in one of the tenant's model areas."""
+    check_tenant_area(body.uri, caller.tenant_id, areas)
     what = f"base model {body.name!r} version {body.version!r}"
     async with _unique(db, what) as session:
         taken = await session.exec(
@@ -162,14 +167,16 @@ async def base_model(db: Database, caller: Principal, model_id: str) -> HubModel
 
 
 async def register_version(
-    db: Database, caller: Principal, project_id: str, body: schemas.VersionCreate
+    db: Database, caller: Principal, project_id: str, body: schemas.VersionCreate, areas: Sequence[str]
 ) -> tuple[ModelVersion, bool]:
-    """A new version of the project (numbered 1, 2, 3, ...); the same training job registers once.
+    """A new version of the project (numbered 1, 2, 3, ...); the same training job registers once. Its
+    artifact must be in one of the tenant's model areas (services read it with their own credentials).
 
     Returns the version and whether it was created now.
     """
     async with _unique(db, f"a version of training job {body.training_job_id!r}") as session:
         owner = await _project(session, caller, project_id, lock=True)  # serialises version numbers
+        check_tenant_area(body.artifact_uri, caller.tenant_id, areas, what="artifact_uri")
         if body.training_job_id is not None:
             existing = await _by_training_job(session, caller, body.training_job_id)
             if existing is not None:

@@ -35,7 +35,7 @@ from forge_contracts.events.scheduler import (
 from forge_contracts.state_machines import MACHINES, IllegalTransition
 from forge_kit import outbox
 from forge_kit.db import Database
-from forge_kit.errors import BadRequest, Conflict, ForgeError, NotFound
+from forge_kit.errors import BadRequest, Conflict, ForgeError, NotFound, Unprocessable
 from forge_kit.observability import logger
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -79,13 +79,6 @@ class Scheduler:
         await self.backend.stop_all()
         if self.watchers:
             await asyncio.wait(list(self.watchers.values()), timeout=10)
-
-
-class Unprocessable(ForgeError):
-    """The request is well-formed JSON but contradicts what the service already recorded (422)."""
-
-    status = 422
-    title = "Invalid request"
 
 
 # ---------------------------------------------------------------- projects and quotas

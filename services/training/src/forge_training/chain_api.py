@@ -16,6 +16,7 @@ from forge_kit.auth import Forbidden, Principal, allow
 from forge_kit.errors import Conflict, NotFound
 from forge_kit.policy import Action
 from forge_kit.runtime import Runtime
+from forge_kit.types import FiniteFloat, Line, NonBlankText, PositiveInt32, PositiveInt64, Text, Username
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -34,8 +35,8 @@ class ApproveRelease(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=4000)
-    approved_by: str | None = Field(default=None, max_length=256, description="If given, must be you.")
+    reason: NonBlankText = Field(max_length=4000)
+    approved_by: Username | None = Field(default=None, description="If given, must be you.")
 
 
 class StartChain(BaseModel):
@@ -46,22 +47,22 @@ class StartChain(BaseModel):
     dataset_id: Id
     dataset_version_id: Id
     base_model_id: Id = Field(description="The base model of the hub to fine-tune (the registry's id).")
-    base_model_uri: str | None = Field(
+    base_model_uri: Line | None = Field(
         default=None,
         max_length=2048,
         description="Deprecated: the hub's base model says where its files are; if given, it must match.",
     )
-    model_project_id: str
-    scheduler_project_id: str
-    cpu_millis: int = Field(default=1000, ge=1)
-    memory_bytes: int = Field(default=2 * 1024**3, ge=1)
+    model_project_id: Id
+    scheduler_project_id: Id
+    cpu_millis: PositiveInt64 = Field(default=1000, le=10_000_000, description="as the scheduler bounds it")
+    memory_bytes: PositiveInt64 = Field(default=2 * 1024**3)
     training: chain.ChainTraining = Field(default_factory=chain.ChainTraining)
     gate: Thresholds = Field(min_length=1, description='e.g. {"perplexity": {"max": 100}}')
-    eval_max_records: int | None = Field(default=None, ge=1)
-    eval_max_new_tokens: int = Field(default=16, ge=1, le=4096)
+    eval_max_records: PositiveInt32 | None = None
+    eval_max_new_tokens: PositiveInt32 = Field(default=16, le=4096)
     model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     card: ModelCardInfo
-    approval_timeout_s: float = Field(default=24 * 3600.0, gt=0)
+    approval_timeout_s: FiniteFloat = Field(default=24 * 3600.0, gt=0, le=365 * 24 * 3600.0)
 
 
 class CancelChain(BaseModel):
@@ -69,7 +70,7 @@ class CancelChain(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=4000)
+    reason: Text | None = Field(default=None, max_length=4000)
 
 
 class ChainView(BaseModel):

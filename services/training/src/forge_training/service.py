@@ -44,7 +44,7 @@ from forge_contracts.events.training import (
 )
 from forge_kit import outbox
 from forge_kit.db import Database
-from forge_kit.errors import Conflict, ForgeError, NotFound, Unavailable
+from forge_kit.errors import Conflict, ForgeError, NotFound, Unavailable, Unprocessable
 from forge_kit.observability import logger
 from forge_kit.runtime import ServiceRuntime
 from pydantic import ValidationError
@@ -110,14 +110,6 @@ def _now() -> datetime:
 
 
 # --- commands -------------------------------------------------------------------------------------
-
-
-class Unprocessable(ForgeError):
-    """The request names something it may not use (a file the dataset version does not have, a model that
-    is not ready): 422, like a bad field."""
-
-    status = 422
-    title = "Unprocessable content"
 
 
 @dataclass(frozen=True)

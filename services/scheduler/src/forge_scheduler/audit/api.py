@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from forge_contracts.events.audit import PLATFORM_TENANT
-from forge_kit.auth import Forbidden, Principal, allow
+from forge_kit.auth import Principal, allow
 from forge_kit.policy import Action
 from forge_kit.runtime import Runtime
 from pydantic import BaseModel
@@ -87,7 +87,7 @@ async def audit_trail(
 
 @router.get("/platform")
 async def platform_trail(
-    caller: Annotated[Principal, allow(Action.AUDIT_READ, tenant=False)],
+    caller: Annotated[Principal, allow(Action.PLATFORM_AUDIT_READ, tenant=False)],
     svc: Runtime,
     actor: Filter = None,
     since: datetime | None = None,
@@ -96,6 +96,4 @@ async def platform_trail(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Entries outside any tenant (platform admins only)."""
-    if not caller.platform_admin:
-        raise Forbidden("only platform admins read the platform's own trail")
     return await _query(svc, PLATFORM_TENANT, limit, actor=actor, since=since, until=until, before=before)

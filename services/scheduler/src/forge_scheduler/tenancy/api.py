@@ -10,6 +10,7 @@ from forge_kit.auth import Principal, allow
 from forge_kit.errors import NotFound
 from forge_kit.policy import Action
 from forge_kit.runtime import Runtime
+from forge_kit.types import Username
 
 from forge_scheduler.tenancy import service
 from forge_scheduler.tenancy.schemas import (
@@ -21,7 +22,6 @@ from forge_scheduler.tenancy.schemas import (
     TenantCreate,
     TenantRolesView,
     TenantView,
-    Username,
 )
 
 router = APIRouter()

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from forge_kit.policy import Role
+from forge_kit.types import Username
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from forge_scheduler.schemas import DnsLabel
-
-Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")]
 
 
 class _Body(BaseModel):
