@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from forge_cli.stack import Stack
@@ -155,6 +156,16 @@ async def test_postgres_restart_is_survived_without_manual_action(stack: Stack, 
     _assert_in_order_per_key(found)
     ready = await toy.http.get("/readyz")
     assert ready.status_code == 200, ready.text
+    # The identity provider kept its database too: no token request fails on a dead pooled connection.
+    settings = toy.runtime.settings
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _ in range(12):
+            token = await http.post(
+                f"{settings.oidc_issuer}/protocol/openid-connect/token",
+                data={"grant_type": "client_credentials"},
+                auth=(settings.client_id, settings.client_secret),
+            )
+            assert token.status_code == 200, token.text
 
 
 async def test_ten_thousand_events_over_many_keys_keep_order_per_key_and_exact_counts(toy: Toy) -> None:

@@ -162,6 +162,10 @@ class Ldap(DetachedServer):
         return b"\x61" in reply and b"\x0a\x01\x00" in reply
 
 
+QUARKUS_PROPERTIES = "quarkus.datasource.jdbc.validate-on-borrow=true\n"
+"""Runtime Quarkus settings of Keycloak (`conf/quarkus.properties`; no `kc.sh build` needed)."""
+
+
 class Keycloak(DetachedServer):
     """Keycloak in production mode (`start --optimized`) on 127.0.0.1, its data in PostgreSQL."""
 
@@ -196,6 +200,9 @@ class Keycloak(DetachedServer):
             lib.unlink()  # another Keycloak version
         if not lib.is_symlink():
             lib.symlink_to(distribution / "lib")
+        # Validate a pooled database connection before handing it out: after a PostgreSQL restart the
+        # pool's connections are dead, and without this Keycloak answers 500 until each has failed once.
+        (self.dir / "conf" / "quarkus.properties").write_text(QUARKUS_PROPERTIES)
         # Imported only when the realm does not exist yet; a changed file needs a fresh realm.
         shutil.copyfile(
             identity_dir() / "forge-realm.json", self.dir / "data" / "import" / "forge-realm.json"
