@@ -86,6 +86,10 @@ def render_catalogue() -> str:
         lines.append(f"Published by the {service_of(models[0].event_type)} service.")
         for machine in _machines_of(service_of(models[0].event_type)):
             lines += _machine_section(machine, models)
+        if loose := [model for model in models if _machine_of(model) is None]:
+            lines += ["", "#### Other events", ""]
+            for model in loose:
+                lines += _event_section(model)
     return "\n".join(lines) + "\n"
 
 
@@ -106,9 +110,18 @@ def _machine_section(machine: StateMachine, models: list[type[EventPayload]]) ->
         needs = f" (requires {', '.join(f'`{field}`' for field in move.requires)})" if move.requires else ""
         lines.append(f"| `{move.name}`{needs} | {sources} | `{move.target}` | {_link(move.event_type)} |")
     for model in models:
-        if emitter_of(model.event_type)[0] is machine:
+        if _machine_of(model) is machine:
             lines += _event_section(model)
     return lines
+
+
+def _machine_of(model: type[EventPayload]) -> StateMachine | None:
+    """The state machine emitting the event type, or None for events outside one (audit entries, a
+    dataset's alias moves)."""
+    try:
+        return emitter_of(model.event_type)[0]
+    except KeyError:
+        return None
 
 
 def _state_order(machine: StateMachine) -> list[str]:
@@ -124,8 +137,10 @@ def _link(event_type: str) -> str:
 
 def _event_section(model: type[EventPayload]) -> list[str]:
     schema = event_schema(model)
-    machine, move = emitter_of(model.event_type)
-    if move is None:
+    machine, move = emitter_of(model.event_type) if _machine_of(model) is not None else (None, None)
+    if machine is None:
+        how = "outside a state machine"
+    elif move is None:
         how = f"created in `{machine.initial}`"
     else:
         how = (

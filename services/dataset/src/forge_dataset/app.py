@@ -12,6 +12,7 @@ from forge_kit.settings import ServiceSettings
 
 from forge_dataset import api
 from forge_dataset.activities import DatasetActivities
+from forge_dataset.aliases import api as aliases_api
 from forge_dataset.objects import ObjectStore
 from forge_dataset.service import Deps
 from forge_dataset.settings import DatasetSettings
@@ -40,7 +41,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """The dataset service's app (settings from the stack env file when none are given)."""
     runtime, deps = build(settings or DatasetSettings.for_service("dataset"))
-    app = runtime.http_app(routers=[api.router])
+    app = runtime.http_app(routers=[api.router, aliases_api.router])
     app.state.deps = deps
     return app
 

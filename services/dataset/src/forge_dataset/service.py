@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from forge_dataset import domain
+from forge_dataset.aliases import service as aliases
 from forge_dataset.objects import ObjectStore
 from forge_dataset.schemas import DatasetCreate, SplitRequest
 from forge_dataset.tables import Dataset, DatasetTask, DatasetVersion, VersionFile
@@ -447,6 +448,7 @@ async def _publish(
         size_bytes=found.size_bytes,
         splits=found.splits,
     )
+    await aliases.follow_publish(session, found, actor)
 
 
 async def _create_published_version(

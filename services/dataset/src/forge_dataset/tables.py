@@ -34,8 +34,23 @@ class Dataset(SQLModel, table=True):
     source: str
     schema_hint: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     version_count: int = 0
+    sequence: int = 0
+    """The dataset's own event counter: its aliases' moves (forge.dataset.alias.*)."""
     created_by: str | None = None
     created_at: datetime = _ts()
+
+
+class DatasetAlias(SQLModel, table=True):
+    """A name for one published version of a dataset: `latest` (moved by each publish) or a user's."""
+
+    __tablename__ = "dataset_aliases"
+
+    dataset_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    version_id: str
+    moved_by: str | None = None
+    moved_at: datetime = _ts()
 
 
 class DatasetVersion(SQLModel, table=True):

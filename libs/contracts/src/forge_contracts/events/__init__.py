@@ -15,6 +15,9 @@ from forge_contracts.events.base import (
     parse_payload,
 )
 from forge_contracts.events.dataset import (
+    DatasetAliasEvent,
+    DatasetAliasMoved,
+    DatasetAliasRemoved,
     DatasetTaskCancelled,
     DatasetTaskCreated,
     DatasetTaskEvent,
@@ -120,6 +123,9 @@ __all__ = [
     "AllocationStarted",
     "AuditEntryRecorded",
     "BundleFile",
+    "DatasetAliasEvent",
+    "DatasetAliasMoved",
+    "DatasetAliasRemoved",
     "DatasetTaskCancelled",
     "DatasetTaskCreated",
     "DatasetTaskEvent",

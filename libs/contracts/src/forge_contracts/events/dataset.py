@@ -1,4 +1,5 @@
-"""Events of the dataset service: dataset versions and dataset tasks (topic `forge.dataset.events`)."""
+"""Events of the dataset service: dataset versions, their aliases and dataset tasks (topic
+`forge.dataset.events`)."""
 
 from __future__ import annotations
 
@@ -212,6 +213,68 @@ class DatasetVersionDiscarded(DatasetVersionEvent):
 
     from_state: Literal["draft", "uploading", "validating", "invalid"] = before()
     to_state: Literal["discarded"] = after("discarded")
+    reason: Text | None = Field(default=None, description="Why.")
+
+
+ALIAS_PATTERN = r"^[a-z][a-z0-9._-]{0,62}$"
+"""A dataset alias: `latest` (moved by every publish), or a name of the users' (`golden`, `prod-eval`)."""
+
+
+class DatasetAliasEvent(EntityEvent):
+    """Fields of every alias event; the aggregate is the dataset (its aliases move one at a time)."""
+
+    aggregate_field: ClassVar[str] = "dataset_id"
+
+    dataset_id: Id = Field(description="The dataset whose alias moved (the aggregate id, the Kafka key).")
+    alias: str = Field(pattern=ALIAS_PATTERN, description="The alias (`latest` or a user's name).")
+
+
+class DatasetAliasMoved(DatasetAliasEvent):
+    """An alias of a dataset points at another of its published versions: set for the first time,
+    moved forward by a publish (`latest`), or moved back by a user (a rollback)."""
+
+    event_type: ClassVar[str] = "forge.dataset.alias.moved.v1"
+    model_config = example(
+        {
+            "tenant_id": "acme",
+            "occurred_at": "2025-03-02T08:00:00Z",
+            "actor": "alice",
+            "dataset_id": _VERSION["dataset_id"],
+            "alias": "latest",
+            "version_id": "01955b3c-7a2e-7c41-9d3f-5b8e2a1c4d60",
+            "version_number": 3,
+            "previous_version_id": "01955c10-0b1c-7d2e-8f30-41526374a5b6",
+            "previous_version_number": 4,
+            "rollback": True,
+            "reason": "version 4 has mislabelled records",
+        }
+    )
+
+    version_id: Id = Field(description="The version the alias names now.")
+    version_number: int = Field(ge=1, description="Its number in the dataset.")
+    previous_version_id: Id | None = Field(default=None, description="The version it named before, if any.")
+    previous_version_number: int | None = Field(default=None, ge=1, description="That version's number.")
+    rollback: bool = Field(description="Whether it now names an older version than before.")
+    reason: Text | None = Field(default=None, description="Why (a user's move).")
+
+
+class DatasetAliasRemoved(DatasetAliasEvent):
+    """A user's alias was removed (`latest` cannot be)."""
+
+    event_type: ClassVar[str] = "forge.dataset.alias.removed.v1"
+    model_config = example(
+        {
+            "tenant_id": "acme",
+            "occurred_at": "2025-03-02T09:00:00Z",
+            "actor": "alice",
+            "dataset_id": _VERSION["dataset_id"],
+            "alias": "golden",
+            "previous_version_id": "01955b3c-7a2e-7c41-9d3f-5b8e2a1c4d60",
+            "reason": "superseded by the v2 evaluation set",
+        }
+    )
+
+    previous_version_id: Id = Field(description="The version it named.")
     reason: Text | None = Field(default=None, description="Why.")
 
 
