@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from forge_dataset import domain
 from forge_dataset.aliases import service as aliases
 from forge_dataset.objects import ObjectStore
+from forge_dataset.rows import dataset_row, version_row
 from forge_dataset.schemas import DatasetCreate, SplitRequest
 from forge_dataset.tables import Dataset, DatasetTask, DatasetVersion, VersionFile
 
@@ -105,34 +106,6 @@ async def _move_task(
 # --- reads ------------------------------------------------------------------------------------------
 
 
-async def _dataset(
-    session: AsyncSession, caller: Principal, dataset_id: str, *, lock: bool = False
-) -> Dataset:
-    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == caller.tenant_id)
-    if lock:
-        query = query.with_for_update()
-    found = (await session.exec(query)).first()
-    if found is None:
-        raise NotFound(f"dataset {dataset_id!r} does not exist")
-    return found
-
-
-async def _version(
-    session: AsyncSession, caller: Principal, dataset_id: str, version_id: str, *, lock: bool = False
-) -> DatasetVersion:
-    query = select(DatasetVersion).where(
-        DatasetVersion.id == version_id,
-        DatasetVersion.dataset_id == dataset_id,
-        DatasetVersion.tenant == caller.tenant_id,
-    )
-    if lock:
-        query = query.with_for_update()
-    found = (await session.exec(query)).first()
-    if found is None:
-        raise NotFound(f"version {version_id!r} of dataset {dataset_id!r} does not exist")
-    return found
-
-
 async def _files(session: AsyncSession, version_id: str) -> list[VersionFile]:
     query = select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
     return list((await session.exec(query)).all())
@@ -146,12 +119,12 @@ async def datasets(deps: Deps, caller: Principal) -> list[Dataset]:
 
 async def dataset(deps: Deps, caller: Principal, dataset_id: str) -> Dataset:
     async with deps.db.session() as session:
-        return await _dataset(session, caller, dataset_id)
+        return await dataset_row(session, caller, dataset_id)
 
 
 async def versions(deps: Deps, caller: Principal, dataset_id: str) -> list[DatasetVersion]:
     async with deps.db.session() as session:
-        await _dataset(session, caller, dataset_id)
+        await dataset_row(session, caller, dataset_id)
         query = (
             select(DatasetVersion)
             .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.tenant == caller.tenant_id)
@@ -164,14 +137,14 @@ async def version(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str
 ) -> tuple[DatasetVersion, list[VersionFile]]:
     async with deps.db.session() as session:
-        found = await _version(session, caller, dataset_id, version_id)
+        found = await version_row(session, caller, dataset_id, version_id)
         return found, await _files(session, version_id)
 
 
 async def lineage(deps: Deps, caller: Principal, dataset_id: str, version_id: str) -> list[DatasetVersion]:
     """The version, then its parent, and so on back to the version with no parent (the raw data)."""
     async with deps.db.session() as session:
-        current: DatasetVersion | None = await _version(session, caller, dataset_id, version_id)
+        current: DatasetVersion | None = await version_row(session, caller, dataset_id, version_id)
         chain: list[DatasetVersion] = []
         while current is not None and current.id not in {v.id for v in chain}:
             chain.append(current)
@@ -202,8 +175,8 @@ async def preview(
 ) -> tuple[Dataset, DatasetVersion, list[VersionFile], list[dict[str, Any]]]:
     """The first `limit` records of a text version, in file-name order; none for other modalities."""
     async with deps.db.session() as session:
-        owner = await _dataset(session, caller, dataset_id)
-        found = await _version(session, caller, dataset_id, version_id)
+        owner = await dataset_row(session, caller, dataset_id)
+        found = await version_row(session, caller, dataset_id, version_id)
         files = await _files(session, version_id)
     shown: list[dict[str, Any]] = []
     if owner.modality != domain.Modality.text:
@@ -293,7 +266,7 @@ async def _new_version(
 
 async def create_version(deps: Deps, caller: Principal, dataset_id: str) -> DatasetVersion:
     async with deps.db.transaction() as session:
-        owner = await _dataset(session, caller, dataset_id, lock=True)
+        owner = await dataset_row(session, caller, dataset_id, lock=True)
         return await _new_version(session, owner, caller.actor, source="upload")
 
 
@@ -308,7 +281,7 @@ async def upload_file(
     """Stream one JSONL file into the version: validated line by line as it arrives, multipart-uploaded
     to staging, then copied to its content-addressed key. A bad line aborts the upload (422)."""
     async with deps.db.session() as session:
-        _check_can_upload(await _version(session, caller, dataset_id, version_id))
+        _check_can_upload(await version_row(session, caller, dataset_id, version_id))
     scanner = domain.JsonlScanner(name)
     staging_key = domain.staging_prefix(caller.tenant_id, version_id) + uuid7()
 
@@ -329,7 +302,7 @@ async def upload_file(
     finally:
         await deps.store.delete(staging_key)
     async with deps.db.transaction() as session:
-        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        found = await version_row(session, caller, dataset_id, version_id, lock=True)
         _check_can_upload(found)
         if found.state == "draft":
             staging_uri = deps.store.uri(domain.staging_prefix(caller.tenant_id, version_id))
@@ -362,7 +335,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
     """Validate and publish an uploaded version: from then on immutable, addressed by its manifest's
     sha256. A version left `validating` (a crash between the steps) can be published again."""
     async with deps.db.transaction() as session:
-        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        found = await version_row(session, caller, dataset_id, version_id, lock=True)
         files = await _files(session, version_id)
         if found.state != "validating":
             await _move_version(
@@ -382,7 +355,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
         errors.append("the version has no files")
     if errors:
         async with deps.db.transaction() as session:
-            found = await _version(session, caller, dataset_id, version_id, lock=True)
+            found = await version_row(session, caller, dataset_id, version_id, lock=True)
             found.errors = errors
             await _move_version(session, found, "reject", caller.actor, errors=errors)
         raise Unprocessable("the version failed validation: " + "; ".join(errors))
@@ -390,7 +363,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
     digest = domain.sha256_hex(content)
     await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
     async with deps.db.transaction() as session:
-        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        found = await version_row(session, caller, dataset_id, version_id, lock=True)
         await _publish(session, deps.store, found, files, digest, caller.actor)
     return found
 
@@ -414,9 +387,9 @@ async def change_version_state(
     if transition == "deprecate":
         extra["replaced_by_version_id"] = replaced_by_version_id
     async with deps.db.transaction() as session:
-        found = await _version(session, caller, dataset_id, version_id, lock=True)
+        found = await version_row(session, caller, dataset_id, version_id, lock=True)
         if replaced_by_version_id is not None:
-            await _version(session, caller, dataset_id, replaced_by_version_id)
+            await version_row(session, caller, dataset_id, replaced_by_version_id)
         await _move_version(session, found, transition, caller.actor, **extra)
         if transition == "revise":
             found.errors = []
@@ -498,7 +471,7 @@ async def split_version(
     """Split a published version into train/validation/test: a dataset task, run inline, whose output
     is a new published version with lineage to the source."""
     async with deps.db.session() as session:
-        source = await _version(session, caller, dataset_id, version_id)
+        source = await version_row(session, caller, dataset_id, version_id)
         files = await _files(session, version_id)
     if source.state not in READABLE:
         raise Conflict(f"only a published version can be split; version {version_id!r} is {source.state!r}")
@@ -510,7 +483,7 @@ async def split_version(
     parameters = request.model_dump(mode="json")
     started = time.monotonic()
     async with deps.db.transaction() as session:
-        await _dataset(session, caller, dataset_id)
+        await dataset_row(session, caller, dataset_id)
         created = DatasetTask(
             id=uuid7(),
             tenant=caller.tenant_id,
@@ -542,7 +515,7 @@ async def split_version(
         digest = domain.sha256_hex(content)
         await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
         async with deps.db.transaction() as session:
-            owner = await _dataset(session, caller, dataset_id, lock=True)
+            owner = await dataset_row(session, caller, dataset_id, lock=True)
             output = await _create_published_version(
                 session,
                 deps.store,
@@ -635,8 +608,8 @@ async def published_version(
 ) -> tuple[Dataset, DatasetVersion, list[VersionFile]]:
     """A readable (published or deprecated) version, for consumers such as training."""
     async with deps.db.session() as session:
-        owner = await _dataset(session, caller, dataset_id)
-        found = await _version(session, caller, dataset_id, version_id)
+        owner = await dataset_row(session, caller, dataset_id)
+        found = await version_row(session, caller, dataset_id, version_id)
         files = await _files(session, version_id)
     if found.state not in READABLE:
         raise Conflict(f"version {version_id!r} is {found.state!r}, not published")
@@ -657,7 +630,7 @@ async def publish_derived_version(
     async with deps.db.session() as session:
         if (done := await _by_request_key(session, caller.tenant_id, request_key)) is not None:
             return done
-        await _dataset(session, caller, request.dataset_id)
+        await dataset_row(session, caller, request.dataset_id)
         if request.parent_version_id is not None:
             query = select(DatasetVersion).where(
                 DatasetVersion.id == request.parent_version_id, DatasetVersion.tenant == caller.tenant_id
@@ -674,7 +647,7 @@ async def publish_derived_version(
     await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
     try:
         async with deps.db.transaction() as session:
-            owner = await _dataset(session, caller, request.dataset_id, lock=True)
+            owner = await dataset_row(session, caller, request.dataset_id, lock=True)
             if (done := await _by_request_key(session, caller.tenant_id, request_key)) is not None:
                 return done
             return await _create_published_version(

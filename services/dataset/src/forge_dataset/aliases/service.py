@@ -14,6 +14,7 @@ from forge_kit.errors import Conflict, NotFound
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from forge_dataset.rows import dataset_row, version_row
 from forge_dataset.tables import Dataset, DatasetAlias, DatasetVersion
 
 LATEST = "latest"
@@ -22,28 +23,6 @@ LATEST = "latest"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _locked_dataset(session: AsyncSession, caller: Principal, dataset_id: str) -> Dataset:
-    query = (
-        select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == caller.tenant_id).with_for_update()
-    )
-    found = (await session.exec(query)).first()
-    if found is None:
-        raise NotFound(f"dataset {dataset_id!r} does not exist")
-    return found
-
-
-async def _version(session: AsyncSession, dataset: Dataset, version_id: str) -> DatasetVersion:
-    query = select(DatasetVersion).where(
-        DatasetVersion.id == version_id,
-        DatasetVersion.dataset_id == dataset.id,
-        DatasetVersion.tenant == dataset.tenant,
-    )
-    found = (await session.exec(query)).first()
-    if found is None:
-        raise NotFound(f"version {version_id!r} of dataset {dataset.id!r} does not exist")
-    return found
 
 
 async def _move(
@@ -99,13 +78,7 @@ async def aliases(
     db: Database, caller: Principal, dataset_id: str
 ) -> list[tuple[DatasetAlias, DatasetVersion]]:
     async with db.session() as session:
-        owner = (
-            await session.exec(
-                select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == caller.tenant_id)
-            )
-        ).first()
-        if owner is None:
-            raise NotFound(f"dataset {dataset_id!r} does not exist")
+        await dataset_row(session, caller, dataset_id)  # another tenant's dataset: NotFound
         rows = await session.exec(
             select(DatasetAlias, DatasetVersion)
             .where(DatasetAlias.dataset_id == dataset_id, DatasetAlias.tenant == caller.tenant_id)
@@ -129,8 +102,8 @@ async def point(
 ) -> tuple[DatasetAlias, DatasetVersion]:
     """Name `version_id` (a published version of the dataset) by `name`: set, move forward or roll back."""
     async with db.transaction() as session:
-        owner = await _locked_dataset(session, caller, dataset_id)
-        version = await _version(session, owner, version_id)
+        owner = await dataset_row(session, caller, dataset_id, lock=True)
+        version = await version_row(session, caller, dataset_id, version_id)
         if version.state != "published":
             raise Conflict(
                 f"version {version.number} is {version.state}: an alias names a published version only"
@@ -142,7 +115,7 @@ async def point(
 async def remove(db: Database, caller: Principal, dataset_id: str, name: str, reason: str | None) -> None:
     """Remove a user's alias (`latest` always names a version once one is published: 409)."""
     async with db.transaction() as session:
-        owner = await _locked_dataset(session, caller, dataset_id)
+        owner = await dataset_row(session, caller, dataset_id, lock=True)
         if name == LATEST:
             raise Conflict("`latest` cannot be removed; move it to another published version instead")
         current = await session.get(DatasetAlias, (owner.id, name))
