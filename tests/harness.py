@@ -144,10 +144,11 @@ HISTORIES = Path(__file__).parent / "workflow_histories"
 
 def workflow_types() -> list[type]:
     """Every workflow Forge runs (the replayer needs the classes)."""
+    from forge_dataset.tasks.workflow import DatasetTaskWorkflow
     from forge_training.chain import ModelChainWorkflow
     from forge_training.workflows import EvaluationJobWorkflow, TrainingJobWorkflow
 
-    return [ModelChainWorkflow, TrainingJobWorkflow, EvaluationJobWorkflow]
+    return [ModelChainWorkflow, TrainingJobWorkflow, EvaluationJobWorkflow, DatasetTaskWorkflow]
 
 
 async def replays(stack_settings: StackSettings, workflows: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from tests.harness import HISTORIES, workflow_types
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
 
-def test_the_recorded_histories_cover_every_path_of_the_chain_and_the_training_job() -> None:
+def test_the_recorded_histories_cover_every_path_of_the_chain_the_training_job_and_dataset_tasks() -> None:
     assert {path.stem for path in RECORDED} >= {
         "model-chain-delivered",
         "model-chain-approved-override",
@@ -28,6 +28,9 @@ def test_the_recorded_histories_cover_every_path_of_the_chain_and_the_training_j
         "training-job-resumed-on-another-worker",
         "training-job-scheduled-after-waiting",
         "training-job-rejected-by-scheduler",
+        "dataset-task-succeeded",
+        "dataset-task-failed",
+        "dataset-task-cancelled",
     }
 
 

@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from forge_dataset import service
+from forge_dataset.deps import Deps
 from forge_dataset.tables import DatasetVersion, VersionFile
 
 
@@ -35,7 +36,7 @@ def _non_retryable(error: ForgeError) -> ApplicationError:
 class DatasetActivities:
     """The activities, bound to the service's database and bucket."""
 
-    def __init__(self, deps: service.Deps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     @activity.defn(name=RESOLVE_VERSION)
@@ -67,9 +68,7 @@ class DatasetActivities:
         return [self.resolve_version, self.publish_derived_version]
 
 
-def resolved(
-    deps: service.Deps, modality: str, found: DatasetVersion, files: list[VersionFile]
-) -> ResolvedVersion:
+def resolved(deps: Deps, modality: str, found: DatasetVersion, files: list[VersionFile]) -> ResolvedVersion:
     return ResolvedVersion.model_validate(
         {
             "tenant_id": found.tenant,

@@ -10,6 +10,7 @@ from forge_kit.auth import Principal, allow
 from forge_kit.policy import Action
 
 from forge_dataset import service
+from forge_dataset.deps import Deps as ServiceDeps
 from forge_dataset.domain import Modality
 from forge_dataset.schemas import (
     DatasetCreate,
@@ -28,19 +29,19 @@ from forge_dataset.tables import DatasetVersion, VersionFile
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-def _deps(request: Request) -> service.Deps:
-    deps: service.Deps = request.app.state.deps
+def _deps(request: Request) -> ServiceDeps:
+    deps: ServiceDeps = request.app.state.deps
     return deps
 
 
 CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
 CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[service.Deps, Depends(_deps)]
+Deps = Annotated[ServiceDeps, Depends(_deps)]
 FileName = Annotated[str, Path(pattern=FILE_NAME_PATTERN, description="A `.jsonl` file name.")]
 
 
 def _version_view(
-    deps: service.Deps, version: DatasetVersion, files: list[VersionFile] | None = None
+    deps: ServiceDeps, version: DatasetVersion, files: list[VersionFile] | None = None
 ) -> VersionView:
     view = VersionView.model_validate(version, from_attributes=True)
     return view.model_copy(
@@ -112,13 +113,6 @@ async def split_version(
     """Runs the split task inline; the task (with its output version) is returned when it finished."""
     done = await service.split_version(deps, caller, dataset_id, version_id, body)
     return TaskView.model_validate(done, from_attributes=True)
-
-
-@router.get("/{dataset_id}/tasks/{task_id}")
-async def get_task(dataset_id: str, task_id: str, deps: Deps, caller: CanDatasetRead) -> TaskView:
-    return TaskView.model_validate(
-        await service.task(deps, caller, dataset_id, task_id), from_attributes=True
-    )
 
 
 @router.get("/{dataset_id}/versions/{version_id}/lineage")

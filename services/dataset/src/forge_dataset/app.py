@@ -13,9 +13,15 @@ from forge_kit.settings import ServiceSettings
 from forge_dataset import api
 from forge_dataset.activities import DatasetActivities
 from forge_dataset.aliases import api as aliases_api
+from forge_dataset.deps import Deps
+from forge_dataset.diff import api as diff_api
+from forge_dataset.diff import service as diff_service
 from forge_dataset.objects import ObjectStore
-from forge_dataset.service import Deps
 from forge_dataset.settings import DatasetSettings
+from forge_dataset.statistics import api as statistics_api
+from forge_dataset.tasks import api as tasks_api
+from forge_dataset.tasks.runner import Handler, TaskActivities
+from forge_dataset.tasks.workflow import DatasetTaskWorkflow
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -25,11 +31,16 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
     dataset_settings = DatasetSettings.from_service_settings(settings)
     runtime = ServiceRuntime(dataset_settings, migrations=MIGRATIONS)
     deps = Deps(
-        db=runtime.db,
+        runtime=runtime,
         store=ObjectStore(dataset_settings),
         inline_task_max_bytes=dataset_settings.inline_task_max_bytes,
+        work_dir=dataset_settings.work_dir,
     )
-    runtime.register(activities=DatasetActivities(deps).all())
+    handlers: dict[str, Handler] = {"diff": diff_service.run_diff}
+    runtime.register(
+        workflows=[DatasetTaskWorkflow],
+        activities=[*DatasetActivities(deps).all(), *TaskActivities(deps, handlers).all()],
+    )
     return runtime, deps
 
 
@@ -41,7 +52,9 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """The dataset service's app (settings from the stack env file when none are given)."""
     runtime, deps = build(settings or DatasetSettings.for_service("dataset"))
-    app = runtime.http_app(routers=[api.router, aliases_api.router])
+    app = runtime.http_app(
+        routers=[api.router, aliases_api.router, tasks_api.router, diff_api.router, statistics_api.router]
+    )
     app.state.deps = deps
     return app
 

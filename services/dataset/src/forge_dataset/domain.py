@@ -12,6 +12,8 @@ from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile
 
+from forge_dataset.statistics.domain import FileStats
+
 MANIFEST_FORMAT = "forge.dataset.manifest/v1"
 SPLIT_NAMES = ("train", "validation", "test")
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -43,12 +45,14 @@ class InvalidRecords(ValueError):
 @dataclass
 class JsonlScanner:
     """Fed a JSONL file's bytes in chunks of any size: checks every non-blank line is a JSON object,
-    counts records, and computes the file's sha256 and size. Holds at most one partial line."""
+    counts records, collects the file's statistics, and computes its sha256 and size. Holds at most
+    one partial line."""
 
     file: str
     records: int = 0
     size_bytes: int = 0
     lines: int = 0
+    stats: FileStats = field(default_factory=FileStats)
     _pending: bytearray = field(default_factory=bytearray)
     _digest: Any = field(default_factory=hashlib.sha256)
 
@@ -67,11 +71,15 @@ class JsonlScanner:
 
     def finish(self) -> None:
         """Scan the last line (one without a trailing newline); raises InvalidRecords if there is none."""
+        self.finish_allowing_empty()
+        if self.records == 0:
+            raise InvalidRecords(self.file, max(self.lines, 1), "the file holds no records")
+
+    def finish_allowing_empty(self) -> None:
+        """Scan the last line (one without a trailing newline), if any."""
         if self._pending:
             self._line(bytes(self._pending))
             self._pending.clear()
-        if self.records == 0:
-            raise InvalidRecords(self.file, max(self.lines, 1), "the file holds no records")
 
     @property
     def sha256(self) -> str:
@@ -88,6 +96,15 @@ class JsonlScanner:
         if not isinstance(value, dict):
             raise InvalidRecords(self.file, self.lines, f"a JSON {type(value).__name__}, not an object")
         self.records += 1
+        self.stats.add(value)
+
+
+def scan(name: str, data: bytes) -> JsonlScanner:
+    """A whole file, scanned (for files built here, such as a split's outputs)."""
+    scanner = JsonlScanner(name)
+    scanner.feed(data)
+    scanner.finish_allowing_empty()
+    return scanner
 
 
 def records(data: bytes) -> Iterator[bytes]:

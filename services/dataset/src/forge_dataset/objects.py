@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -112,6 +113,19 @@ class ObjectStore:
 
         async def chunks() -> AsyncIterator[bytes]:
             yield data
+
+        async def nothing(*_: Any) -> None:
+            return None
+
+        await self.write_stream(key, chunks(), on_part=nothing, on_end=nothing)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Stream a local file (a task's output) to `key`, one part in memory at a time."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with path.open("rb") as file:
+                while chunk := await asyncio.to_thread(file.read, self.part_bytes):
+                    yield chunk
 
         async def nothing(*_: Any) -> None:
             return None

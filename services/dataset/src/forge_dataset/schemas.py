@@ -126,11 +126,24 @@ class TaskView(BaseModel):
     input_version_id: str | None
     output_version_id: str | None
     parameters: dict[str, Any]
-    progress: float
+    progress: float = Field(description="0 to 1.")
+    progress_detail: dict[str, Any] = Field(
+        description="What the progress counts: the `phase`, and units done and in all (records, bytes)."
+    )
+    eta_s: float | None = Field(description="Seconds left at the rate so far; none until it is known.")
+    attempt: int = Field(description="Runs so far (a task whose worker died is run again).")
     stats: dict[str, int]
+    result: dict[str, Any] = Field(description="What the task produced besides a version (by kind).")
     error: str | None
+    created_by: str | None
+    cancel_requested_by: str | None
     created_at: datetime
+    started_at: datetime | None
     updated_at: datetime
+
+
+class TaskCancel(BaseModel):
+    reason: NonBlankText | None = Field(default=None, min_length=1, max_length=4000)
 
 
 class LineageStep(BaseModel):

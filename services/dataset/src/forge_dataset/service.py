@@ -9,18 +9,12 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion
 from forge_contracts.envelope import uuid7
-from forge_contracts.events import EVENT_TYPES
 from forge_contracts.events.dataset import DatasetTaskCreated, DatasetVersionCreated
-from forge_contracts.state_machines import MACHINES, StateMachine
-from forge_kit import outbox
 from forge_kit.auth import Principal
-from forge_kit.db import Database
 from forge_kit.errors import Conflict, NotFound, Unprocessable
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -28,79 +22,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from forge_dataset import domain
 from forge_dataset.aliases import service as aliases
+from forge_dataset.deps import Deps
+from forge_dataset.events import VERSION, emit, move_task, move_version, now
 from forge_dataset.objects import ObjectStore
 from forge_dataset.rows import dataset_row, version_row
 from forge_dataset.schemas import DatasetCreate, SplitRequest
 from forge_dataset.tables import Dataset, DatasetTask, DatasetVersion, VersionFile
 
-VERSION: StateMachine = MACHINES["dataset_version"]
-TASK: StateMachine = MACHINES["dataset_task"]
 READABLE = ("published", "deprecated")
-
-
-@dataclass(frozen=True)
-class Deps:
-    db: Database
-    store: ObjectStore
-    inline_task_max_bytes: int
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-# --- events -----------------------------------------------------------------------------------------
-
-
-async def _emit(
-    session: AsyncSession, entity: DatasetVersion | DatasetTask, event_type: str, **data: Any
-) -> None:
-    """The aggregate's next event, with its sequence, into the outbox."""
-    entity.sequence += 1
-    payload = EVENT_TYPES[event_type].model_validate(data)
-    await outbox.publish(session, payload.to_envelope(sequence=entity.sequence))
-
-
-async def _move_version(
-    session: AsyncSession, version: DatasetVersion, name: str, actor: str | None, **extra: Any
-) -> None:
-    step = VERSION.transition(version.state, name)
-    from_state, version.state = version.state, step.target
-    session.add(version)
-    await _emit(
-        session,
-        version,
-        step.event_type,
-        tenant_id=version.tenant,
-        occurred_at=_now(),
-        actor=actor,
-        version_id=version.id,
-        dataset_id=version.dataset_id,
-        from_state=from_state,
-        **extra,
-    )
-
-
-async def _move_task(
-    session: AsyncSession, task: DatasetTask, name: str, actor: str | None, **extra: Any
-) -> None:
-    step = TASK.transition(task.state, name)
-    from_state, task.state = task.state, step.target
-    task.updated_at = _now()
-    session.add(task)
-    await _emit(
-        session,
-        task,
-        step.event_type,
-        tenant_id=task.tenant,
-        occurred_at=_now(),
-        actor=actor,
-        task_id=task.id,
-        dataset_id=task.dataset_id,
-        kind=task.kind,
-        from_state=from_state,
-        **extra,
-    )
 
 
 # --- reads ------------------------------------------------------------------------------------------
@@ -155,19 +84,6 @@ async def lineage(deps: Deps, caller: Principal, dataset_id: str, version_id: st
             )
             current = (await session.exec(query)).first()
         return chain
-
-
-async def task(deps: Deps, caller: Principal, dataset_id: str, task_id: str) -> DatasetTask:
-    async with deps.db.session() as session:
-        query = select(DatasetTask).where(
-            DatasetTask.id == task_id,
-            DatasetTask.dataset_id == dataset_id,
-            DatasetTask.tenant == caller.tenant_id,
-        )
-        found = (await session.exec(query)).first()
-    if found is None:
-        raise NotFound(f"task {task_id!r} of dataset {dataset_id!r} does not exist")
-    return found
 
 
 async def preview(
@@ -248,12 +164,12 @@ async def _new_version(
         created_by=actor,
     )
     session.add(created)
-    await _emit(
+    await emit(
         session,
         created,
         DatasetVersionCreated.event_type,
         tenant_id=owner.tenant,
-        occurred_at=_now(),
+        occurred_at=now(),
         actor=actor,
         version_id=created.id,
         dataset_id=owner.id,
@@ -306,14 +222,15 @@ async def upload_file(
         _check_can_upload(found)
         if found.state == "draft":
             staging_uri = deps.store.uri(domain.staging_prefix(caller.tenant_id, version_id))
-            await _move_version(session, found, "start_upload", caller.actor, staging_uri=staging_uri)
+            await move_version(session, found, "start_upload", caller.actor, staging_uri=staging_uri)
         file = await session.get(VersionFile, (version_id, name))
         file = file or VersionFile(
             version_id=version_id, name=name, object_key=key, sha256="", size_bytes=0, record_count=0
         )
         file.object_key, file.sha256 = key, scanner.sha256
         file.size_bytes, file.record_count = scanner.size_bytes, scanner.records
-        file.uploaded_at = _now()
+        file.stats = scanner.stats.to_json()
+        file.uploaded_at = now()
         session.add(file)
     return file
 
@@ -338,7 +255,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
         found = await version_row(session, caller, dataset_id, version_id, lock=True)
         files = await _files(session, version_id)
         if found.state != "validating":
-            await _move_version(
+            await move_version(
                 session,
                 found,
                 "validate",
@@ -357,7 +274,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
         async with deps.db.transaction() as session:
             found = await version_row(session, caller, dataset_id, version_id, lock=True)
             found.errors = errors
-            await _move_version(session, found, "reject", caller.actor, errors=errors)
+            await move_version(session, found, "reject", caller.actor, errors=errors)
         raise Unprocessable("the version failed validation: " + "; ".join(errors))
     content = domain.manifest(_manifest_files(files))
     digest = domain.sha256_hex(content)
@@ -390,7 +307,7 @@ async def change_version_state(
         found = await version_row(session, caller, dataset_id, version_id, lock=True)
         if replaced_by_version_id is not None:
             await version_row(session, caller, dataset_id, replaced_by_version_id)
-        await _move_version(session, found, transition, caller.actor, **extra)
+        await move_version(session, found, transition, caller.actor, **extra)
         if transition == "revise":
             found.errors = []
     return found
@@ -408,9 +325,9 @@ async def _publish(
     found.manifest_key = domain.manifest_key(found.tenant, digest)
     found.item_count = sum(f.record_count for f in files)
     found.size_bytes = sum(f.size_bytes for f in files)
-    found.published_at = _now()
+    found.published_at = now()
     found.errors = []
-    await _move_version(
+    await move_version(
         session,
         found,
         "publish",
@@ -437,9 +354,10 @@ async def _create_published_version(
     parameters: dict[str, Any],
     splits: dict[str, int] | None = None,
     request_key: str | None = None,
+    stats: dict[str, dict[str, Any]] | None = None,
 ) -> DatasetVersion:
     """A derived version, taken through draft → uploading → validating → published in one transaction
-    (its files are already in place and checked), one event per transition."""
+    (its files are already in place and checked; `stats` by file name), one event per transition."""
     created = await _new_version(
         session,
         owner,
@@ -450,12 +368,14 @@ async def _create_published_version(
         parameters=parameters,
         request_key=request_key,
     )
-    rows = [VersionFile(version_id=created.id, **f.model_dump()) for f in files]
+    rows = [
+        VersionFile(version_id=created.id, stats=(stats or {}).get(f.name), **f.model_dump()) for f in files
+    ]
     session.add_all(rows)
     created.splits = splits or {}
     staging_uri = store.uri(domain.staging_prefix(owner.tenant, created.id))
-    await _move_version(session, created, "start_upload", actor, staging_uri=staging_uri)
-    await _move_version(
+    await move_version(session, created, "start_upload", actor, staging_uri=staging_uri)
+    await move_version(
         session, created, "validate", actor, file_count=len(rows), size_bytes=sum(f.size_bytes for f in rows)
     )
     await _publish(session, store, created, rows, digest, actor)
@@ -494,12 +414,12 @@ async def split_version(
             created_by=caller.actor,
         )
         session.add(created)
-        await _emit(
+        await emit(
             session,
             created,
             DatasetTaskCreated.event_type,
             tenant_id=caller.tenant_id,
-            occurred_at=_now(),
+            occurred_at=now(),
             actor=caller.actor,
             task_id=created.id,
             dataset_id=dataset_id,
@@ -507,10 +427,10 @@ async def split_version(
             input_version_id=version_id,
             parameters=parameters,
         )
-        await _move_task(session, created, "enqueue", caller.actor)
+        await move_task(session, created, "enqueue", caller.actor)
     await _task_step(deps, created.id, "start", progress=0.0)
     try:
-        outputs, stats = await _run_split(deps, caller, created.id, files, request)
+        outputs, file_stats, stats = await _run_split(deps, caller, created.id, files, request)
         content = domain.manifest(outputs)
         digest = domain.sha256_hex(content)
         await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
@@ -527,11 +447,12 @@ async def split_version(
                 operation="split",
                 parameters=parameters,
                 splits={f.name.removesuffix(".jsonl"): f.record_count for f in outputs},
+                stats=file_stats,
             )
             running = await session.get(DatasetTask, created.id, with_for_update=True)
             assert running is not None
             running.output_version_id, running.stats, running.progress = output.id, stats, 1.0
-            await _move_task(
+            await move_task(
                 session,
                 running,
                 "succeed",
@@ -556,22 +477,22 @@ async def _task_step(
             found.progress = progress
         if name == "fail":
             found.error = error
-            await _move_task(session, found, name, None, error=error, error_code="split_failed")
+            await move_task(session, found, name, None, error=error, error_code="split_failed")
         else:
-            await _move_task(session, found, name, None)
+            await move_task(session, found, name, None)
 
 
 async def _progress(deps: Deps, task_id: str, progress: float) -> None:
     async with deps.db.transaction() as session:
         found = await session.get(DatasetTask, task_id, with_for_update=True)
         assert found is not None
-        found.progress, found.updated_at = progress, _now()
+        found.progress, found.updated_at = progress, now()
         session.add(found)
 
 
 async def _run_split(
     deps: Deps, caller: Principal, task_id: str, files: Sequence[VersionFile], request: SplitRequest
-) -> tuple[list[ManifestFile], dict[str, int]]:
+) -> tuple[list[ManifestFile], dict[str, dict[str, Any]], dict[str, int]]:
     lines: list[bytes] = []
     for number, file in enumerate(files, start=1):
         lines += domain.records(await deps.store.read_all(file.object_key))
@@ -580,9 +501,11 @@ async def _run_split(
     parts = await asyncio.to_thread(domain.split, lines, plan)
     await _progress(deps, task_id, 0.6)
     outputs = []
+    file_stats: dict[str, dict[str, Any]] = {}
     for name in domain.SPLIT_NAMES:
         data = domain.jsonl(parts[name])
         digest = domain.sha256_hex(data)
+        file_stats[f"{name}.jsonl"] = (await asyncio.to_thread(domain.scan, name, data)).stats.to_json()
         key = domain.blob_key(caller.tenant_id, digest)
         if await deps.store.size(key) != len(data):
             await deps.store.put(key, data)
@@ -597,7 +520,7 @@ async def _run_split(
         )
     await _progress(deps, task_id, 0.9)
     stats = {"records_in": len(lines), **{f"records_{name}": len(parts[name]) for name in domain.SPLIT_NAMES}}
-    return outputs, stats
+    return outputs, file_stats, stats
 
 
 # --- activities' use cases --------------------------------------------------------------------------
@@ -639,9 +562,10 @@ async def publish_derived_version(
                 raise NotFound(f"parent version {request.parent_version_id!r} does not exist")
     if len({f.name for f in request.files}) != len(request.files):
         raise Unprocessable("two files have the same name")
-    outputs = [
+    imported = [
         await _import_file(deps, caller.tenant_id, f.name, f.object_key, f.bucket) for f in request.files
     ]
+    outputs = [file for file, _ in imported]
     content = domain.manifest(outputs)
     digest = domain.sha256_hex(content)
     await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
@@ -661,6 +585,7 @@ async def publish_derived_version(
                 operation=request.operation,
                 parameters=request.parameters,
                 request_key=request_key,
+                stats={file.name: stats for file, stats in imported},
             )
     except IntegrityError:  # a concurrent attempt with the same key won
         async with deps.db.session() as session:
@@ -672,7 +597,7 @@ async def publish_derived_version(
 
 async def _import_file(
     deps: Deps, tenant: str, name: str, object_key: str, bucket: str | None
-) -> ManifestFile:
+) -> tuple[ManifestFile, dict[str, Any]]:
     size = await deps.store.size(object_key, bucket)
     if size is None:
         raise NotFound(f"object {object_key!r} does not exist in bucket {bucket or deps.store.bucket!r}")
@@ -689,10 +614,11 @@ async def _import_file(
         key
     ) != size:
         await deps.store.copy(object_key, key, size, source_bucket=bucket)
-    return ManifestFile(
+    file = ManifestFile(
         name=name,
         object_key=key,
         sha256=scanner.sha256,
         size_bytes=scanner.size_bytes,
         record_count=scanner.records,
     )
+    return file, scanner.stats.to_json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from forge_kit.settings import ServiceSettings
 from pydantic import Field
 
@@ -21,6 +23,10 @@ class DatasetSettings(ServiceSettings):
     )
     inline_task_max_bytes: int = Field(
         default=256 * 1024 * 1024, ge=1, description="The largest source a dataset task runs inline on."
+    )
+
+    work_dir: Path | None = Field(
+        default=None, description="Where background tasks spill to local disk (unset: the temp dir)."
     )
 
     @classmethod

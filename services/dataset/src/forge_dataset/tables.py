@@ -88,11 +88,16 @@ class VersionFile(SQLModel, table=True):
     sha256: str
     size_bytes: int
     record_count: int
+    stats: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    """What the scan saw (statistics.domain.FileStats); none for files scanned before it existed."""
     uploaded_at: datetime = _ts()
 
 
 class DatasetTask(SQLModel, table=True):
+    """A background job on a dataset (diff, split, import...), run by its own Temporal workflow."""
+
     __tablename__ = "dataset_tasks"
+    __table_args__ = (UniqueConstraint("tenant", "request_key", name="dataset_tasks_request_key"),)
 
     id: str = Field(primary_key=True)
     tenant: str = Field(index=True)
@@ -104,8 +109,19 @@ class DatasetTask(SQLModel, table=True):
     output_version_id: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     progress: float = 0.0
+    progress_detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    """Units done and in all, by unit (records, bytes), and the phase the task is in."""
+    eta_s: float | None = None
+    attempt: int = 0
     stats: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    """What a finished task produced beyond a version (a diff's summary and where its changes are)."""
     error: str | None = None
+    request_key: str | None = None
+    """Identical requests (same kind and inputs) share the task while it is active or succeeded."""
+    cancel_requested_by: str | None = None
+    cancel_reason: str | None = None
     created_by: str | None = None
     created_at: datetime = _ts()
+    started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     updated_at: datetime = _ts()

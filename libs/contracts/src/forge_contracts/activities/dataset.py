@@ -22,6 +22,11 @@ TASK_QUEUE = "forge-dataset"
 RESOLVE_VERSION = "dataset.resolve_version"
 PUBLISH_DERIVED_VERSION = "dataset.publish_derived_version"
 
+TASK_WORKFLOW = "DatasetTaskWorkflow"
+"""One dataset task (diff, split, ...) in the background: run it, then end it cancelled or failed."""
+RUN_TASK = "dataset.run_task"
+END_TASK = "dataset.end_task"
+
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,122}\.jsonl$"
 """What a file of a dataset version may be called (JSONL files only, for now)."""
 
@@ -101,14 +106,55 @@ class PublishDerivedVersion(BaseModel):
     )
 
 
+class TaskRef(BaseModel):
+    """A dataset task, as its workflow names it (the workflow id is `dataset-task-<task_id>`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: TenantId
+    task_id: Id
+
+
+class TaskEnd(BaseModel):
+    """How a task that did not succeed ended: cancelled (as asked), or failed with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: TenantId
+    task_id: Id
+    outcome: Literal["cancelled", "failed"]
+    error: str | None = Field(default=None, max_length=4000)
+
+
+class TaskOutcome(BaseModel):
+    """Where the task ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: Id
+    state: Literal["succeeded", "failed", "cancelled"]
+    error: str | None = None
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"dataset-task-{task_id}"
+
+
 __all__ = [
+    "END_TASK",
     "FILE_NAME_PATTERN",
     "PUBLISH_DERIVED_VERSION",
     "RESOLVE_VERSION",
+    "RUN_TASK",
     "TASK_QUEUE",
+    "TASK_WORKFLOW",
     "DatasetVersionRef",
     "DerivedFile",
     "ManifestFile",
     "PublishDerivedVersion",
     "ResolvedVersion",
+    "TaskEnd",
+    "TaskOutcome",
+    "TaskRef",
+    "task_workflow_id",
 ]

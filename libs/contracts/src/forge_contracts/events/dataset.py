@@ -278,7 +278,7 @@ class DatasetAliasRemoved(DatasetAliasEvent):
     reason: Text | None = Field(default=None, description="Why.")
 
 
-DatasetTaskKind = Literal["import", "clean", "dedup", "split", "augment", "features", "convert"]
+DatasetTaskKind = Literal["import", "clean", "dedup", "split", "augment", "features", "convert", "diff"]
 
 
 class DatasetTaskEvent(EntityEvent):

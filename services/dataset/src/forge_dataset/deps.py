@@ -1,0 +1,37 @@
+"""What the dataset service's use cases need: its database, its bucket, the workflow engine and where
+background tasks may spill to local disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from forge_kit.db import Database
+from forge_kit.errors import Unavailable
+from forge_kit.runtime import ServiceRuntime
+from temporalio.client import Client
+
+from forge_dataset.objects import ObjectStore
+
+
+@dataclass(frozen=True)
+class Deps:
+    runtime: ServiceRuntime
+    store: ObjectStore
+    inline_task_max_bytes: int
+    work_dir: Path | None = None
+    """Where tasks spill (a diff's partitions); the system's temporary directory when None."""
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    @property
+    def temporal(self) -> Client:
+        if self.runtime.temporal is None:
+            raise Unavailable("the workflow engine is not connected yet")
+        return self.runtime.temporal
+
+    @property
+    def task_queue(self) -> str:
+        return self.runtime.task_queue

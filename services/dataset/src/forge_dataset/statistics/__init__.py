@@ -1,0 +1,1 @@
+"""Per-version statistics (DS-2): counts, sizes, field coverage and value (label) distributions."""

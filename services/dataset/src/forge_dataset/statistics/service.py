@@ -1,0 +1,50 @@
+"""The statistics of a version: its files' scan statistics merged (files uploaded before statistics
+existed are scanned now, once, and their statistics kept)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from forge_kit.auth import Principal
+from sqlmodel import col, select
+
+from forge_dataset import domain
+from forge_dataset.deps import Deps
+from forge_dataset.rows import version_row
+from forge_dataset.statistics.domain import FileStats
+from forge_dataset.tables import DatasetVersion, VersionFile
+
+
+async def _scanned(deps: Deps, file: VersionFile) -> dict[str, Any]:
+    scanner = domain.JsonlScanner(file.name)
+    async with contextlib.aclosing(deps.store.read(file.object_key)) as chunks:
+        async for chunk in chunks:
+            await asyncio.to_thread(scanner.feed, chunk)
+    scanner.finish_allowing_empty()
+    return scanner.stats.to_json()
+
+
+async def version_stats(
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str
+) -> tuple[DatasetVersion, list[tuple[VersionFile, FileStats]], FileStats]:
+    """The version, each file with its statistics, and the version's (all files merged)."""
+    async with deps.db.session() as session:
+        found = await version_row(session, caller, dataset_id, version_id)
+        query = (
+            select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
+        )
+        files = list((await session.exec(query)).all())
+    missing = {f.name: await _scanned(deps, f) for f in files if f.stats is None}
+    if missing:
+        async with deps.db.transaction() as session:
+            for file in files:
+                if file.name in missing:
+                    file.stats = missing[file.name]
+                    session.add(await session.merge(file))
+    per_file = [(f, FileStats.from_json(f.stats or missing[f.name])) for f in files]
+    merged = FileStats()
+    for _, stats in per_file:
+        merged.merge(stats)
+    return found, per_file, merged
