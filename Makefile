@@ -30,6 +30,7 @@ lint:
 bench: bootstrap
 	$(UV) python bench/stack_startup.py --write
 	$(UV) python bench/identity_startup.py --write
+	$(UV) python bench/dataset_diff.py --write
 	$(UV) forge stack up
 	$(UV) python bench/event_throughput.py --write
 	$(UV) python bench/gateway_overhead.py --write
@@ -38,4 +39,5 @@ schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catal
 	$(UV) python -m forge_contracts.generate
 
 histories: bootstrap  ## re-record tests/workflow_histories from real runs (after a guarded workflow change)
-	FORGE_RECORD_HISTORIES=1 $(UV) pytest tests/chain tests/services/training/test_scheduled_jobs.py
+	FORGE_RECORD_HISTORIES=1 $(UV) pytest tests/chain tests/services/training/test_scheduled_jobs.py \
+		tests/services/dataset/test_diffs.py

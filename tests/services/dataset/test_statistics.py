@@ -18,6 +18,7 @@ from tests.services.dataset.test_dataset_service import (
     jsonl,
     upload,
 )
+from tests.services.dataset.test_splits import split_done
 
 
 async def _version(svc: DatasetService, files: dict[str, bytes]) -> tuple[str, str]:
@@ -97,8 +98,8 @@ async def test_split_outputs_and_files_scanned_before_statistics_have_them_too(
         json={"ratios": {"train": 0.8, "validation": 0.1, "test": 0.1}, "seed": 1, "stratify_by": "label"},
         headers=ACME,
     )
-    assert split.status_code == 201, split.text
-    output = split.json()["output_version_id"]
+    assert split.status_code == 202, split.text
+    output = (await split_done(svc, dataset_id, split.json()["id"]))["output_version_id"]
     derived = (await svc.http.get(f"/datasets/{dataset_id}/versions/{output}/stats", headers=ACME)).json()
     assert derived["records"] == 300
     assert {f["name"]: f["records"] for f in derived["files"]} == {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
 from forge_kit.auth import Principal, allow
 from forge_kit.policy import Action
@@ -24,6 +24,7 @@ from forge_dataset.schemas import (
     VersionStateChange,
     VersionView,
 )
+from forge_dataset.split import service as split_service
 from forge_dataset.tables import DatasetVersion, VersionFile
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -106,13 +107,21 @@ async def publish_version(
     return _version_view(deps, found, files)
 
 
-@router.post("/{dataset_id}/versions/{version_id}/split", status_code=201)
+@router.post("/{dataset_id}/versions/{version_id}/split", status_code=202)
 async def split_version(
-    dataset_id: str, version_id: str, body: SplitRequest, deps: Deps, caller: CanDatasetWrite
+    dataset_id: str,
+    version_id: str,
+    body: SplitRequest,
+    response: Response,
+    deps: Deps,
+    caller: CanDatasetWrite,
 ) -> TaskView:
-    """Runs the split task inline; the task (with its output version) is returned when it finished."""
-    done = await service.split_version(deps, caller, dataset_id, version_id, body)
-    return TaskView.model_validate(done, from_attributes=True)
+    """Start a split task (202; follow it at `/datasets/{id}/tasks/{task}`: its output is a new published
+    version), or 200 with an identical request's task (same seed and parameters: the same output)."""
+    found, created = await split_service.start_split(deps, caller, dataset_id, version_id, body)
+    if not created:
+        response.status_code = 200
+    return TaskView.model_validate(found, from_attributes=True)
 
 
 @router.get("/{dataset_id}/versions/{version_id}/lineage")

@@ -18,6 +18,7 @@ from forge_dataset.diff import api as diff_api
 from forge_dataset.diff import service as diff_service
 from forge_dataset.objects import ObjectStore
 from forge_dataset.settings import DatasetSettings
+from forge_dataset.split import service as split_service
 from forge_dataset.statistics import api as statistics_api
 from forge_dataset.tasks import api as tasks_api
 from forge_dataset.tasks.runner import Handler, TaskActivities
@@ -33,10 +34,9 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
     deps = Deps(
         runtime=runtime,
         store=ObjectStore(dataset_settings),
-        inline_task_max_bytes=dataset_settings.inline_task_max_bytes,
         work_dir=dataset_settings.work_dir,
     )
-    handlers: dict[str, Handler] = {"diff": diff_service.run_diff}
+    handlers: dict[str, Handler] = {"diff": diff_service.run_diff, "split": split_service.run_split}
     runtime.register(
         workflows=[DatasetTaskWorkflow],
         activities=[*DatasetActivities(deps).all(), *TaskActivities(deps, handlers).all()],

@@ -18,7 +18,6 @@ from forge_dataset.objects import ObjectStore
 class Deps:
     runtime: ServiceRuntime
     store: ObjectStore
-    inline_task_max_bytes: int
     work_dir: Path | None = None
     """Where tasks spill (a diff's partitions); the system's temporary directory when None."""
 

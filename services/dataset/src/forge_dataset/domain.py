@@ -1,11 +1,10 @@
-"""Dataset rules, without I/O: JSONL scanning, manifests and their content hash, object keys, splits."""
+"""Dataset rules, without I/O: JSONL scanning, manifests and their content hash, object keys."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -15,7 +14,6 @@ from forge_contracts.activities.dataset import ManifestFile
 from forge_dataset.statistics.domain import FileStats
 
 MANIFEST_FORMAT = "forge.dataset.manifest/v1"
-SPLIT_NAMES = ("train", "validation", "test")
 MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
@@ -107,13 +105,6 @@ def scan(name: str, data: bytes) -> JsonlScanner:
     return scanner
 
 
-def records(data: bytes) -> Iterator[bytes]:
-    """The record lines of a JSONL file (blank lines skipped), without their newlines."""
-    for line in data.split(b"\n"):
-        if line.strip():
-            yield line.rstrip(b"\r")
-
-
 def blob_key(tenant: str, sha256: str) -> str:
     """Where a file's bytes live: content-addressed, per tenant, so the same bytes are stored once."""
     return f"tenants/{tenant}/blobs/sha256/{sha256[:2]}/{sha256}"
@@ -138,44 +129,3 @@ def manifest(files: Iterable[ManifestFile]) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    ratios: dict[str, float]
-    seed: int
-    stratify_by: str | None = None
-
-
-def split(lines: list[bytes], plan: SplitPlan) -> dict[str, list[bytes]]:
-    """Assign record lines to train/validation/test by `plan.ratios`, reproducibly for a seed.
-
-    Lines are shuffled with `random.Random(seed)` (a stable algorithm across Python versions) and cut by
-    the ratios; with `stratify_by`, each value of that field (missing counts as its own value) is
-    shuffled and cut on its own, so every split keeps the field's proportions. The cut of each group
-    rounds train and validation down to whole records and gives the rest to test.
-    """
-    groups: dict[str, list[bytes]] = {}
-    for line in lines:
-        key = _stratum(line, plan.stratify_by) if plan.stratify_by else ""
-        groups.setdefault(key, []).append(line)
-    out: dict[str, list[bytes]] = {name: [] for name in SPLIT_NAMES}
-    rng = random.Random(plan.seed)
-    for key in sorted(groups):
-        group = groups[key]
-        rng.shuffle(group)
-        n_train = int(len(group) * plan.ratios["train"])
-        n_validation = int(len(group) * plan.ratios["validation"])
-        out["train"] += group[:n_train]
-        out["validation"] += group[n_train : n_train + n_validation]
-        out["test"] += group[n_train + n_validation :]
-    return out
-
-
-def _stratum(line: bytes, field_name: str | None) -> str:
-    value = json.loads(line).get(field_name)
-    return json.dumps(value, sort_keys=True)
-
-
-def jsonl(lines: list[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)

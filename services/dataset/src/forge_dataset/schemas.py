@@ -9,7 +9,8 @@ from typing import Any
 from forge_kit.types import FiniteFloat, Line, NonBlankText, NonNegativeInt64, Text
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from forge_dataset.domain import SPLIT_NAMES, Modality, Secrecy
+from forge_dataset.domain import Modality, Secrecy
+from forge_dataset.split.domain import SPLIT_NAMES
 
 
 class DatasetCreate(BaseModel):
@@ -76,19 +77,34 @@ class VersionView(BaseModel):
 
 
 class SplitRequest(BaseModel):
+    """A split: `ratios` (train/validation/test) or `folds` (k-fold), optionally stratified on a field
+    (exact proportions per value) or grouped by one (no group across outputs), always seeded."""
+
     model_config = ConfigDict(extra="forbid")
 
-    ratios: dict[str, FiniteFloat] = Field(
-        description="Fractions for `train`, `validation` and `test`, each in [0, 1], summing to 1."
+    ratios: dict[str, FiniteFloat] | None = Field(
+        default=None,
+        description="Fractions for `train`, `validation` and `test`, each in [0, 1], summing to 1.",
+    )
+    folds: int | None = Field(
+        default=None, ge=2, le=100, description="k-fold: k outputs `fold-1`..`fold-k` of (nearly) equal size."
     )
     seed: NonNegativeInt64 = Field(description="The same seed gives the same split.")
     stratify_by: Line | None = Field(
-        default=None, min_length=1, max_length=200, description="Keep this field's proportions per split."
+        default=None, min_length=1, max_length=200, description="Keep this field's proportions per output."
+    )
+    group_by: Line | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Records with the same value of this field (a user, a document) go to one output.",
     )
 
     @field_validator("ratios")
     @classmethod
-    def _ratios(cls, ratios: dict[str, float]) -> dict[str, float]:
+    def _ratios(cls, ratios: dict[str, float] | None) -> dict[str, float] | None:
+        if ratios is None:
+            return None
         if set(ratios) != set(SPLIT_NAMES):
             raise ValueError(f"ratios must name exactly {', '.join(SPLIT_NAMES)}")
         if any(not 0 <= value <= 1 for value in ratios.values()):
@@ -98,9 +114,13 @@ class SplitRequest(BaseModel):
         return ratios
 
     @model_validator(mode="after")
-    def _train_not_empty(self) -> SplitRequest:
-        if self.ratios["train"] == 0:
+    def _one_kind(self) -> SplitRequest:
+        if (self.ratios is None) == (self.folds is None):
+            raise ValueError("give either ratios or folds")
+        if self.ratios is not None and self.ratios["train"] == 0:
             raise ValueError("the train ratio must be above 0")
+        if self.stratify_by is not None and self.group_by is not None:
+            raise ValueError("stratify_by and group_by cannot be combined")
         return self
 
 

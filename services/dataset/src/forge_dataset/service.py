@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterable, Sequence
 from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion
 from forge_contracts.envelope import uuid7
-from forge_contracts.events.dataset import DatasetTaskCreated, DatasetVersionCreated
+from forge_contracts.events.dataset import DatasetVersionCreated
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
 from sqlalchemy.exc import IntegrityError
@@ -23,11 +22,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from forge_dataset import domain
 from forge_dataset.aliases import service as aliases
 from forge_dataset.deps import Deps
-from forge_dataset.events import VERSION, emit, move_task, move_version, now
+from forge_dataset.events import VERSION, emit, move_version, now
 from forge_dataset.objects import ObjectStore
 from forge_dataset.rows import dataset_row, version_row
-from forge_dataset.schemas import DatasetCreate, SplitRequest
-from forge_dataset.tables import Dataset, DatasetTask, DatasetVersion, VersionFile
+from forge_dataset.schemas import DatasetCreate
+from forge_dataset.tables import Dataset, DatasetVersion, VersionFile
 
 READABLE = ("published", "deprecated")
 
@@ -341,7 +340,7 @@ async def _publish(
     await aliases.follow_publish(session, found, actor)
 
 
-async def _create_published_version(
+async def create_published_version(
     session: AsyncSession,
     store: ObjectStore,
     owner: Dataset,
@@ -380,147 +379,6 @@ async def _create_published_version(
     )
     await _publish(session, store, created, rows, digest, actor)
     return created
-
-
-# --- split (a dataset task) -------------------------------------------------------------------------
-
-
-async def split_version(
-    deps: Deps, caller: Principal, dataset_id: str, version_id: str, request: SplitRequest
-) -> DatasetTask:
-    """Split a published version into train/validation/test: a dataset task, run inline, whose output
-    is a new published version with lineage to the source."""
-    async with deps.db.session() as session:
-        source = await version_row(session, caller, dataset_id, version_id)
-        files = await _files(session, version_id)
-    if source.state not in READABLE:
-        raise Conflict(f"only a published version can be split; version {version_id!r} is {source.state!r}")
-    if source.size_bytes > deps.inline_task_max_bytes:
-        raise Unprocessable(
-            f"the version holds {source.size_bytes} bytes; "
-            f"splits run inline up to {deps.inline_task_max_bytes} bytes"
-        )
-    parameters = request.model_dump(mode="json")
-    started = time.monotonic()
-    async with deps.db.transaction() as session:
-        await dataset_row(session, caller, dataset_id)
-        created = DatasetTask(
-            id=uuid7(),
-            tenant=caller.tenant_id,
-            dataset_id=dataset_id,
-            kind="split",
-            input_version_id=version_id,
-            parameters=parameters,
-            created_by=caller.actor,
-        )
-        session.add(created)
-        await emit(
-            session,
-            created,
-            DatasetTaskCreated.event_type,
-            tenant_id=caller.tenant_id,
-            occurred_at=now(),
-            actor=caller.actor,
-            task_id=created.id,
-            dataset_id=dataset_id,
-            kind="split",
-            input_version_id=version_id,
-            parameters=parameters,
-        )
-        await move_task(session, created, "enqueue", caller.actor)
-    await _task_step(deps, created.id, "start", progress=0.0)
-    try:
-        outputs, file_stats, stats = await _run_split(deps, caller, created.id, files, request)
-        content = domain.manifest(outputs)
-        digest = domain.sha256_hex(content)
-        await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
-        async with deps.db.transaction() as session:
-            owner = await dataset_row(session, caller, dataset_id, lock=True)
-            output = await _create_published_version(
-                session,
-                deps.store,
-                owner,
-                outputs,
-                digest,
-                caller.actor,
-                parent_version_id=version_id,
-                operation="split",
-                parameters=parameters,
-                splits={f.name.removesuffix(".jsonl"): f.record_count for f in outputs},
-                stats=file_stats,
-            )
-            running = await session.get(DatasetTask, created.id, with_for_update=True)
-            assert running is not None
-            running.output_version_id, running.stats, running.progress = output.id, stats, 1.0
-            await move_task(
-                session,
-                running,
-                "succeed",
-                None,
-                output_version_id=output.id,
-                stats=stats,
-                duration_s=time.monotonic() - started,
-            )
-    except Exception as error:
-        await _task_step(deps, created.id, "fail", error=f"{type(error).__name__}: {error}"[:4000])
-        raise
-    return running
-
-
-async def _task_step(
-    deps: Deps, task_id: str, name: str, *, progress: float = 0.0, error: str | None = None
-) -> None:
-    async with deps.db.transaction() as session:
-        found = await session.get(DatasetTask, task_id, with_for_update=True)
-        assert found is not None
-        if name == "start":
-            found.progress = progress
-        if name == "fail":
-            found.error = error
-            await move_task(session, found, name, None, error=error, error_code="split_failed")
-        else:
-            await move_task(session, found, name, None)
-
-
-async def _progress(deps: Deps, task_id: str, progress: float) -> None:
-    async with deps.db.transaction() as session:
-        found = await session.get(DatasetTask, task_id, with_for_update=True)
-        assert found is not None
-        found.progress, found.updated_at = progress, now()
-        session.add(found)
-
-
-async def _run_split(
-    deps: Deps, caller: Principal, task_id: str, files: Sequence[VersionFile], request: SplitRequest
-) -> tuple[list[ManifestFile], dict[str, dict[str, Any]], dict[str, int]]:
-    lines: list[bytes] = []
-    for number, file in enumerate(files, start=1):
-        lines += domain.records(await deps.store.read_all(file.object_key))
-        await _progress(deps, task_id, 0.4 * number / len(files))
-    plan = domain.SplitPlan(ratios=request.ratios, seed=request.seed, stratify_by=request.stratify_by)
-    parts = await asyncio.to_thread(domain.split, lines, plan)
-    await _progress(deps, task_id, 0.6)
-    outputs = []
-    file_stats: dict[str, dict[str, Any]] = {}
-    for name in domain.SPLIT_NAMES:
-        data = domain.jsonl(parts[name])
-        digest = domain.sha256_hex(data)
-        file_stats[f"{name}.jsonl"] = (await asyncio.to_thread(domain.scan, name, data)).stats.to_json()
-        key = domain.blob_key(caller.tenant_id, digest)
-        if await deps.store.size(key) != len(data):
-            await deps.store.put(key, data)
-        outputs.append(
-            ManifestFile(
-                name=f"{name}.jsonl",
-                object_key=key,
-                sha256=digest,
-                size_bytes=len(data),
-                record_count=len(parts[name]),
-            )
-        )
-    await _progress(deps, task_id, 0.9)
-    stats = {"records_in": len(lines), **{f"records_{name}": len(parts[name]) for name in domain.SPLIT_NAMES}}
-    return outputs, file_stats, stats
 
 
 # --- activities' use cases --------------------------------------------------------------------------
@@ -574,7 +432,7 @@ async def publish_derived_version(
             owner = await dataset_row(session, caller, request.dataset_id, lock=True)
             if (done := await _by_request_key(session, caller.tenant_id, request_key)) is not None:
                 return done
-            return await _create_published_version(
+            return await create_published_version(
                 session,
                 deps.store,
                 owner,

@@ -21,9 +21,6 @@ class DatasetSettings(ServiceSettings):
     upload_part_bytes: int = Field(
         default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart upload part size (S3: ≥ 5 MiB)."
     )
-    inline_task_max_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=1, description="The largest source a dataset task runs inline on."
-    )
 
     work_dir: Path | None = Field(
         default=None, description="Where background tasks spill to local disk (unset: the temp dir)."

@@ -32,6 +32,8 @@ PARTITION_RECORDS = 100_000
 MAX_PARTITIONS = 256
 MIN_PARTITIONS = 4
 MAX_LINE_BYTES = 16 * 1024 * 1024
+WRITE_BUFFER = 64 * 1024
+"""Per partition file while feeding: 2 x P of them are open, so this is what grows with P."""
 _ENTRY = struct.Struct("<16s16sI")
 
 
@@ -79,7 +81,7 @@ class _Spiller:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._files = [open(self.path(p), "wb", buffering=1024 * 1024) for p in range(self.partitions)]
+        self._files = [open(self.path(p), "wb", buffering=WRITE_BUFFER) for p in range(self.partitions)]
 
     def path(self, partition: int) -> Path:
         return self.directory / f"{partition:03d}"
@@ -121,7 +123,9 @@ class _Spiller:
             raise DiffError(f"{self._file} line {self._line}: the record has no {self.key!r} field")
         else:
             key = _digest(canonical(record[self.key]))
-        self._files[key[0] % self.partitions].write(_ENTRY.pack(key, content, len(line)) + line)
+        self._files[int.from_bytes(key[:4]) % self.partitions].write(
+            _ENTRY.pack(key, content, len(line)) + line
+        )
         self.records += 1
 
     def close(self) -> None:

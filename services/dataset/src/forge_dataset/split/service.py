@@ -1,0 +1,171 @@
+"""Use cases of splits (DS-4): start one (a `split` dataset task) and run it (the task's handler).
+
+The handler streams the source version from the bucket (twice when stratifying: counting, then
+splitting), writes each output to a local file through a scanner (sha256, records, statistics), uploads
+the outputs to their content-addressed keys and publishes them as a new version of the dataset with
+lineage to the source, in the transaction that ends the task. Memory is one chunk and the outputs'
+write buffers, whatever the version's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from forge_contracts.activities.dataset import ManifestFile
+from forge_kit.auth import Principal
+from forge_kit.errors import Conflict, Unprocessable
+from sqlmodel import col, select
+
+from forge_dataset import domain
+from forge_dataset.deps import Deps
+from forge_dataset.diff.domain import canonical
+from forge_dataset.rows import dataset_row, version_row
+from forge_dataset.schemas import SplitRequest
+from forge_dataset.service import READABLE, create_published_version
+from forge_dataset.split.domain import Lines, SplitError, SplitPlan, Splitter, StrataCounter
+from forge_dataset.tables import DatasetTask, VersionFile
+from forge_dataset.tasks import service as tasks
+from forge_dataset.tasks.runner import TaskContext, TaskResult
+
+
+def plan_of(request: SplitRequest) -> SplitPlan:
+    return SplitPlan(
+        seed=request.seed,
+        ratios=request.ratios,
+        folds=request.folds,
+        stratify_by=request.stratify_by,
+        group_by=request.group_by,
+    )
+
+
+async def start_split(
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str, request: SplitRequest
+) -> tuple[DatasetTask, bool]:
+    """The split task of a readable version (a new one, or an identical request's: the same seed and
+    parameters give the same output, so it is shared)."""
+    async with deps.db.session() as session:
+        source = await version_row(session, caller, dataset_id, version_id)
+    if source.state not in READABLE:
+        raise Conflict(f"only a published version can be split; version {version_id!r} is {source.state!r}")
+    parameters = request.model_dump(mode="json")
+    return await tasks.create_task(
+        deps,
+        caller,
+        dataset_id,
+        "split",
+        input_version_id=version_id,
+        parameters=parameters,
+        request_key=f"split:{version_id}:{canonical(parameters).decode()}",
+    )
+
+
+async def _stream(
+    deps: Deps,
+    files: list[VersionFile],
+    handle: Callable[[list[bytes]], None],
+    after_chunk: Callable[[int], Awaitable[None]],
+) -> None:
+    """Every record line of `files` through `handle` (in a worker thread, a chunk at a time)."""
+    for file in files:
+        lines = Lines()
+
+        def feed(chunk: bytes, lines: Lines = lines) -> None:
+            handle(lines.feed(chunk))
+
+        async with contextlib.aclosing(deps.store.read(file.object_key)) as chunks:
+            async for chunk in chunks:
+                await asyncio.to_thread(feed, chunk)
+                await after_chunk(len(chunk))
+        handle(lines.end())
+
+
+async def run_split(ctx: TaskContext) -> TaskResult:
+    """The `split` task's handler."""
+    caller, task = ctx.caller, ctx.task
+    request = SplitRequest.model_validate(task.parameters)
+    plan = plan_of(request)
+    async with ctx.deps.db.session() as session:
+        source = await version_row(session, caller, task.dataset_id, task.input_version_id or "")
+        if source.state not in READABLE:
+            raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
+        query = select(VersionFile).where(VersionFile.version_id == source.id).order_by(col(VersionFile.name))
+        files = list((await session.exec(query)).all())
+    passes = 2 if plan.needs_counts else 1
+    total = max(source.size_bytes * passes, 1)
+    read = 0
+
+    def progress(phase: str) -> Callable[[int], Awaitable[None]]:
+        async def after(n: int) -> None:
+            nonlocal read
+            read += n
+            await ctx.report(0.95 * read / total, phase=phase, bytes_done=read, bytes_total=total)
+
+        return after
+
+    counts: dict[bytes, int] | None = {b"": source.item_count} if plan.group_by is None else None
+    try:
+        if plan.needs_counts:
+            assert plan.stratify_by is not None
+            counter = StrataCounter(plan.stratify_by)
+            await _stream(ctx.deps, files, counter.add, progress("counting"))
+            counts = dict(counter.counts)
+        with tempfile.TemporaryDirectory(prefix=f"split-{task.id}-", dir=ctx.deps.work_dir) as work:
+            splitter = Splitter(plan, Path(work), counts)
+            try:
+                await _stream(ctx.deps, files, splitter.add, progress("splitting"))
+            finally:
+                await asyncio.to_thread(splitter.close)
+            outputs = [await _upload(ctx.deps, task.tenant, o.path, o.scanner) for o in splitter.outputs]
+            stats_by_file = {o.name: o.scanner.stats.to_json() for o in splitter.outputs}
+    except SplitError as error:
+        raise Unprocessable(f"the version cannot be split: {error}") from None
+    await ctx.report(0.97, phase="publishing", force=True)
+    content = domain.manifest(outputs)
+    digest = domain.sha256_hex(content)
+    await ctx.deps.store.put(domain.manifest_key(task.tenant, digest), content)
+    stats = {
+        "records_in": splitter.records,
+        **{f"records_{f.name.removesuffix('.jsonl')}": f.record_count for f in outputs},
+    }
+    async with ctx.deps.db.transaction() as session:
+        owner = await dataset_row(session, caller, task.dataset_id, lock=True)
+        output = await create_published_version(
+            session,
+            ctx.deps.store,
+            owner,
+            outputs,
+            digest,
+            caller.actor,
+            parent_version_id=source.id,
+            operation="split",
+            parameters=task.parameters,
+            splits={f.name.removesuffix(".jsonl"): f.record_count for f in outputs},
+            stats=stats_by_file,
+        )
+        await tasks.succeed(
+            ctx.deps,
+            task.tenant,
+            task.id,
+            stats=stats,
+            result={"splits": output.splits},
+            output_version_id=output.id,
+            session=session,
+        )
+    return TaskResult(ended=True)
+
+
+async def _upload(deps: Deps, tenant: str, path: Path, scanner: domain.JsonlScanner) -> ManifestFile:
+    key = domain.blob_key(tenant, scanner.sha256)
+    if await deps.store.size(key) != scanner.size_bytes:
+        await deps.store.put_file(key, path)
+    return ManifestFile(
+        name=scanner.file,
+        object_key=key,
+        sha256=scanner.sha256,
+        size_bytes=scanner.size_bytes,
+        record_count=scanner.records,
+    )
