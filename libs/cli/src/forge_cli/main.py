@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from forge_cli import auth, tools
+from forge_cli import auth, datasets, tools
 from forge_cli.demo import (
     DemoError,
     build_inputs,
@@ -32,6 +32,7 @@ stack_app = typer.Typer(
     help="The local stack of real servers: Postgres, Kafka, Temporal, MinIO.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(datasets.app, name="datasets")
 console = Console()
 
 

@@ -1,0 +1,407 @@
+"""`forge datasets`: create datasets, upload and publish versions, preview, statistics, split and diff,
+through the gateway as the signed-in user (`forge login`), with progress bars for uploads and tasks.
+
+A version is named by its id or by one of the dataset's aliases (`latest`, `golden`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from forge_cli import auth
+
+app = typer.Typer(
+    help="Datasets: versions, uploads, previews, statistics, splits and diffs.", no_args_is_help=True
+)
+console = Console()
+ALIAS = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
+UPLOAD_CHUNK = 1024 * 1024
+TenantOption = typer.Option(
+    None, "--tenant", envvar="FORGE_TENANT", help="Act in this tenant (if in several)."
+)
+JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
+FilesArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="JSONL files.")
+
+
+class CliError(RuntimeError):
+    """What went wrong, for the user (the API's problem detail)."""
+
+
+def _base_url() -> str:
+    if url := os.environ.get("FORGE_DATASET_URL"):
+        return url
+    from forge_kit.stack_env import env_file_path, read_env_file
+
+    env = read_env_file(env_file_path())
+    gateway = env.get("FORGE_GATEWAY_URL")
+    url = f"{gateway}/api/dataset" if gateway else env.get("FORGE_DATASET_URL", "")
+    if not url:
+        raise CliError("the dataset service is not running: `forge up`")
+    return url
+
+
+def _client(tenant: str | None) -> tuple[httpx.Client, auth.SignedIn]:
+    tokens = auth.load()
+    if tokens is None:
+        raise CliError("not signed in: `forge login`")
+    session = auth.SignedIn(tokens, tenant)
+    return httpx.Client(base_url=_base_url(), timeout=120), session
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise CliError(f"{response.status_code}: {detail}")
+    return response.json() if response.content else None
+
+
+def _run(command: Any) -> Any:
+    """Run `command()`, turning API errors into a red line and exit code 1."""
+    try:
+        return command()
+    except CliError as error:
+        console.print(f"[red]{error}[/]", highlight=False)
+        raise typer.Exit(1) from error
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach Forge: {error}[/]", highlight=False)
+        raise typer.Exit(1) from error
+
+
+def _print(data: Any) -> None:
+    console.print_json(json.dumps(data))
+
+
+def _version_id(http: httpx.Client, session: auth.SignedIn, dataset_id: str, ref: str) -> str:
+    """A version id from an id or an alias of the dataset."""
+    found = http.get(f"/datasets/{dataset_id}/versions/{ref}", headers=session)
+    if found.status_code == 200:
+        return str(found.json()["id"])
+    if found.status_code == 404 and ALIAS.match(ref):
+        alias = http.get(f"/datasets/{dataset_id}/aliases/{ref}", headers=session)
+        if alias.status_code == 200:
+            return str(alias.json()["version_id"])
+    _check(found)
+    raise CliError(f"version {ref!r} of dataset {dataset_id!r} does not exist")
+
+
+def _follow(
+    http: httpx.Client, session: auth.SignedIn, dataset_id: str, task: dict[str, Any], what: str
+) -> Any:
+    """Poll a dataset task to its end with a progress bar (progress and the service's ETA)."""
+    with Progress(
+        TextColumn(f"{what} [dim]{{task.fields[phase]}}[/]"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("[dim]ETA {task.fields[eta]}[/]"),
+        console=console,
+        transient=False,
+    ) as bar:
+        shown = bar.add_task(what, total=1.0, phase=task["state"], eta="-")
+        while True:
+            task = _check(http.get(f"/datasets/{dataset_id}/tasks/{task['id']}", headers=session))
+            eta = task.get("eta_s")
+            phase = task.get("progress_detail", {}).get("phase") or task["state"]
+            bar.update(
+                shown, completed=task["progress"], phase=phase, eta="-" if eta is None else f"{eta:.0f}s"
+            )
+            if task["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+    if task["state"] != "succeeded":
+        raise CliError(
+            f"the {task['kind']} task {task['id']} {task['state']}: {task.get('error') or ''}".rstrip(": ")
+        )
+    return task
+
+
+@app.command("list")
+def list_datasets(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
+    """The datasets of your tenant."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        found = _check(http.get("/datasets", headers=session))
+        if json_output:
+            _print(found)
+            return
+        table = Table("id", "name", "modality", "secrecy", "versions")
+        for item in found:
+            table.add_row(
+                item["id"], item["name"], item["modality"], item["secrecy"], str(item["version_count"])
+            )
+        console.print(table)
+
+    _run(command)
+
+
+@app.command("create")
+def create(
+    name: str,
+    modality: str = typer.Option("text", help="text, image, audio or video."),
+    secrecy: str = typer.Option("internal", help="public, internal, confidential or secret."),
+    licence: str = typer.Option("proprietary"),
+    description: str = typer.Option(""),
+    tenant: str = TenantOption,
+) -> None:
+    """Create a dataset; prints its id."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        body = {
+            "name": name,
+            "modality": modality,
+            "secrecy": secrecy,
+            "licence": licence,
+            "source": "upload",
+            "description": description,
+        }
+        created = _check(http.post("/datasets", json=body, headers=session))
+        console.print(created["id"])
+
+    _run(command)
+
+
+def _chunks(path: Path, progress: Progress, shown: Any) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(UPLOAD_CHUNK):
+            progress.advance(shown, len(chunk))
+            yield chunk
+
+
+@app.command("upload")
+def upload(
+    dataset_id: str,
+    files: list[Path] = FilesArgument,
+    publish: bool = typer.Option(True, help="Publish the version once every file is up."),
+    tenant: str = TenantOption,
+) -> None:
+    """Upload JSONL files as a new version (streamed, with a progress bar) and publish it."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        version = _check(http.post(f"/datasets/{dataset_id}/versions", headers=session))
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            for path in files:
+                shown = progress.add_task(path.name, total=path.stat().st_size)
+                _check(
+                    http.put(
+                        f"/datasets/{dataset_id}/versions/{version['id']}/files/{path.name}",
+                        content=_chunks(path, progress, shown),
+                        headers=session,
+                        timeout=None,
+                    )
+                )
+        if publish:
+            version = _check(
+                http.post(f"/datasets/{dataset_id}/versions/{version['id']}/publish", headers=session)
+            )
+        console.print(
+            f"version {version['number']} [bold]{version['id']}[/] {version['state']}: "
+            f"{version['item_count']} records, {version['size_bytes']} bytes",
+            highlight=False,
+        )
+
+    _run(command)
+
+
+@app.command("versions")
+def versions(dataset_id: str, tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
+    """The dataset's versions."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        found = _check(http.get(f"/datasets/{dataset_id}/versions", headers=session))
+        if json_output:
+            _print(found)
+            return
+        table = Table("number", "id", "state", "records", "bytes", "operation")
+        for v in found:
+            table.add_row(
+                str(v["number"]),
+                v["id"],
+                v["state"],
+                str(v["item_count"]),
+                str(v["size_bytes"]),
+                v["operation"] or "-",
+            )
+        console.print(table)
+
+    _run(command)
+
+
+@app.command("preview")
+def preview(
+    dataset_id: str,
+    version: str = typer.Argument(..., help="A version id or alias."),
+    limit: int = typer.Option(10, min=1, max=100),
+    tenant: str = TenantOption,
+) -> None:
+    """The first records of a version, one JSON object per line."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        version_id = _version_id(http, session, dataset_id, version)
+        shown = _check(
+            http.get(
+                f"/datasets/{dataset_id}/versions/{version_id}/preview",
+                params={"limit": limit},
+                headers=session,
+            )
+        )
+        for record in shown["records"]:
+            console.print(json.dumps(record, ensure_ascii=False), highlight=False, soft_wrap=True)
+        if shown.get("note"):
+            console.print(f"[dim]{shown['note']}[/]")
+
+    _run(command)
+
+
+@app.command("stats")
+def stats(
+    dataset_id: str,
+    version: str = typer.Argument(..., help="A version id or alias."),
+    tenant: str = TenantOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """A version's statistics: records, sizes and per field coverage and value distribution."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        version_id = _version_id(http, session, dataset_id, version)
+        found = _check(http.get(f"/datasets/{dataset_id}/versions/{version_id}/stats", headers=session))
+        if json_output:
+            _print(found)
+            return
+        console.print(
+            f"{found['records']} records, {found['size_bytes']} bytes in {found['file_count']} file(s)"
+        )
+        table = Table("field", "present", "missing", "types", "top values")
+        for name, field in found["fields"].items():
+            top = ", ".join(f"{json.dumps(v['value'])} {v['share']:.0%}" for v in field.get("values", [])[:5])
+            table.add_row(
+                name,
+                str(field["present"]),
+                str(field["missing"]),
+                ", ".join(field["types"]),
+                top or f"[dim]{'many' if field['distinct_values'] is None else '-'}[/]",
+            )
+        console.print(table)
+
+    _run(command)
+
+
+@app.command("split")
+def split(
+    dataset_id: str,
+    version: str = typer.Argument(..., help="A version id or alias."),
+    ratios: str = typer.Option(None, help="train,validation,test fractions, e.g. 0.8,0.1,0.1."),
+    folds: int = typer.Option(None, min=2, max=100, help="k-fold instead of ratios."),
+    seed: int = typer.Option(0, min=0),
+    stratify_by: str = typer.Option(None, help="Keep this field's proportions in every output."),
+    group_by: str = typer.Option(None, help="Keep records with the same value of this field together."),
+    tenant: str = TenantOption,
+) -> None:
+    """Split a version (a background task, followed with a progress bar); prints the output version."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        version_id = _version_id(http, session, dataset_id, version)
+        body: dict[str, Any] = {"seed": seed, "stratify_by": stratify_by, "group_by": group_by}
+        if ratios:
+            try:
+                train, validation, test = (float(part) for part in ratios.split(","))
+            except ValueError:
+                raise CliError("--ratios takes three numbers: train,validation,test") from None
+            body["ratios"] = {"train": train, "validation": validation, "test": test}
+        if folds:
+            body["folds"] = folds
+        task = _check(
+            http.post(f"/datasets/{dataset_id}/versions/{version_id}/split", json=body, headers=session)
+        )
+        done = _follow(http, session, dataset_id, task, "splitting")
+        output = _check(
+            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
+        )
+        parts = ", ".join(f"{name} {count}" for name, count in output["splits"].items())
+        console.print(f"version {output['number']} [bold]{output['id']}[/]: {parts}", highlight=False)
+
+    _run(command)
+
+
+@app.command("diff")
+def diff(
+    dataset_id: str,
+    base: str = typer.Argument(..., help="The older version (id or alias)."),
+    version: str = typer.Argument(..., help="The newer version (id or alias)."),
+    key: str = typer.Option(None, help="The field identifying a record; default: compare by content."),
+    show: int = typer.Option(0, min=0, max=500, help="Also print this many records of each kind of change."),
+    tenant: str = TenantOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Diff two versions, record by record (a background task, followed with a progress bar)."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        body = {
+            "base_version_id": _version_id(http, session, dataset_id, base),
+            "version_id": _version_id(http, session, dataset_id, version),
+            "key": key,
+        }
+        started = _check(http.post(f"/datasets/{dataset_id}/diffs", json=body, headers=session))
+        _follow(http, session, dataset_id, started["task"], "diffing")
+        view = _check(http.get(f"/datasets/{dataset_id}/diffs/{started['task']['id']}", headers=session))
+        changes: dict[str, list[Any]] = {}
+        for change in ("added", "removed", "changed") if show else ():
+            page = http.get(
+                f"/datasets/{dataset_id}/diffs/{started['task']['id']}/changes",
+                params={"change": change, "limit": show},
+                headers=session,
+            )
+            changes[change] = _check(page)["records"]
+        if json_output:
+            _print({**view, "changes": changes})
+            return
+        summary = view["summary"]
+        console.print(
+            f"[green]+{summary['added']}[/] [red]-{summary['removed']}[/] [yellow]~{summary['changed']}[/] "
+            f"={summary['unchanged']} ({summary['base_records']} -> {summary['records']} records)"
+        )
+        for file in view["files"]:
+            if file["change"] != "unchanged":
+                console.print(f"  file {file['name']}: {file['change']}", highlight=False)
+        for change, records in changes.items():
+            for record in records:
+                console.print(
+                    f"{change}: {json.dumps(record, ensure_ascii=False)}", highlight=False, soft_wrap=True
+                )
+
+    _run(command)
