@@ -5,6 +5,7 @@ computed once for files uploaded before statistics existed."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from forge_dataset.tables import VersionFile
 from sqlmodel import select
@@ -121,3 +122,75 @@ async def test_split_outputs_and_files_scanned_before_statistics_have_them_too(
     async with svc.runtime.db.session() as session:
         kept = (await session.exec(select(VersionFile).where(VersionFile.version_id == version_id))).one()
     assert kept.stats is not None and kept.stats["records"] == 300
+
+
+SFT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "instruction": {"type": "string"},
+        "output": {"type": "string"},
+        "score": {"type": "number"},
+    },
+    "required": ["instruction", "output"],
+    "additionalProperties": False,
+}
+
+
+async def test_publish_checks_the_records_against_the_schema_hint_and_infers_the_schema(
+    dataset_service: DatasetService,
+) -> None:
+    svc = dataset_service
+    body = {
+        "name": f"ds-{uuid.uuid4().hex[:8]}",
+        "modality": "text",
+        "secrecy": "internal",
+        "licence": "proprietary",
+        "source": "upload",
+        "schema_hint": SFT_SCHEMA,
+    }
+    created = await svc.http.post("/datasets", json=body, headers=ACME)
+    dataset_id = created.json()["id"]
+    good = [{"instruction": f"q{i}", "output": "a", "score": i} for i in range(5)] + [
+        {"instruction": "q", "output": "a", "score": 0.5}
+    ]
+    bad = [
+        {"instruction": "q", "output": "a"},
+        {"instruction": "q", "output": 3},
+        {"output": "a", "extra": 1},
+    ]
+
+    def publish(version_id: str) -> Any:
+        return svc.http.post(f"/datasets/{dataset_id}/versions/{version_id}/publish", headers=ACME)
+
+    good_id = await create_version(svc, dataset_id)
+    await upload(svc, dataset_id, good_id, "train.jsonl", jsonl(good))
+    bad_id = await create_version(svc, dataset_id)
+    await upload(svc, dataset_id, bad_id, "train.jsonl", jsonl(bad))
+    published, refused = await publish(good_id), await publish(bad_id)
+
+    assert published.status_code == 200, published.text
+    assert published.json()["record_schema"] == {
+        "type": "object",
+        "properties": {
+            "instruction": {"type": "string"},
+            "output": {"type": "string"},
+            "score": {"type": ["integer", "number"]},
+        },
+        "required": ["instruction", "output", "score"],
+    }
+    assert refused.status_code == 422
+    version = (await svc.http.get(f"/datasets/{dataset_id}/versions/{bad_id}", headers=ACME)).json()
+    assert version["state"] == "invalid"
+    assert version["errors"] == [
+        "schema: field 'instruction' is missing in 1 of 3 records",
+        "schema: field 'output' is integer in 1 records; the schema hint allows string",
+        "schema: field 'extra' (1 records) is not in the schema hint",
+    ]
+    malformed = await svc.http.post(
+        "/datasets",
+        json={**body, "name": "x-bad", "schema_hint": {"properties": {"a": {"type": "text"}}}},
+        headers=ACME,
+    )
+    assert malformed.status_code == 422, malformed.text
+    assert malformed.json()["errors"][0]["location"] == "body.schema_hint"
+    assert "properties.a.type must be one or more of" in malformed.json()["detail"]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from forge_dataset.domain import Modality, Secrecy
 from forge_dataset.split.domain import SPLIT_NAMES
+from forge_dataset.statistics.domain import hint_problems
 
 
 class DatasetCreate(BaseModel):
@@ -23,8 +24,19 @@ class DatasetCreate(BaseModel):
     licence: Line = Field(min_length=1, max_length=200, description="e.g. `CC-BY-4.0`, `proprietary`.")
     source: Text = Field(min_length=1, max_length=1000, description="Where the data comes from.")
     schema_hint: dict[str, Any] | None = Field(
-        default=None, description="Optional description of a record's fields, e.g. a JSON Schema."
+        default=None,
+        description=(
+            "A JSON Schema of a record. Its `properties` (each with `type`), `required` and "
+            "`additionalProperties` are checked when a version is published; anything else is a description."
+        ),
     )
+
+    @field_validator("schema_hint")
+    @classmethod
+    def _hint(cls, hint: dict[str, Any] | None) -> dict[str, Any] | None:
+        if hint is not None and (problems := hint_problems(hint)):
+            raise ValueError("; ".join(problems))
+        return hint
 
 
 class DatasetView(BaseModel):
@@ -71,6 +83,9 @@ class VersionView(BaseModel):
     size_bytes: int
     splits: dict[str, int]
     errors: list[str]
+    record_schema: dict[str, Any] | None = Field(
+        default=None, description="Once published: a JSON Schema of its records, inferred from them."
+    )
     created_at: datetime
     published_at: datetime | None
     files: list[FileView] = Field(default_factory=list)

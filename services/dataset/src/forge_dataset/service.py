@@ -26,6 +26,7 @@ from forge_dataset.events import VERSION, emit, move_version, now
 from forge_dataset.objects import ObjectStore
 from forge_dataset.rows import dataset_row, version_row
 from forge_dataset.schemas import DatasetCreate
+from forge_dataset.statistics.domain import FileStats, inferred_schema, schema_violations
 from forge_dataset.tables import Dataset, DatasetVersion, VersionFile
 
 READABLE = ("published", "deprecated")
@@ -269,6 +270,12 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
     ]
     if not files:
         errors.append("the version has no files")
+    async with deps.db.session() as session:
+        owner = await dataset_row(session, caller, dataset_id)
+    if owner.schema_hint:
+        errors += [
+            f"schema: {problem}" for problem in schema_violations(owner.schema_hint, merged_stats(files))
+        ]
     if errors:
         async with deps.db.transaction() as session:
             found = await version_row(session, caller, dataset_id, version_id, lock=True)
@@ -312,6 +319,15 @@ async def change_version_state(
     return found
 
 
+def merged_stats(files: Sequence[VersionFile]) -> FileStats:
+    """The version's statistics from its files' (a file scanned before statistics existed adds none)."""
+    merged = FileStats()
+    for file in files:
+        if file.stats is not None:
+            merged.merge(FileStats.from_json(file.stats))
+    return merged
+
+
 async def _publish(
     session: AsyncSession,
     store: ObjectStore,
@@ -322,6 +338,7 @@ async def _publish(
 ) -> None:
     found.manifest_sha256 = digest
     found.manifest_key = domain.manifest_key(found.tenant, digest)
+    found.record_schema = inferred_schema(merged_stats(files))
     found.item_count = sum(f.record_count for f in files)
     found.size_bytes = sum(f.size_bytes for f in files)
     found.published_at = now()

@@ -74,6 +74,8 @@ class DatasetVersion(SQLModel, table=True):
     size_bytes: int = 0
     splits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     errors: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    record_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    """Inferred when published: a JSON Schema of its records (fields, types, required)."""
     created_by: str | None = None
     created_at: datetime = _ts()
     published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -179,3 +179,70 @@ def summary(stats: FileStats, top: int = 20) -> dict[str, Any]:
             }
         out[name] = entry
     return out
+
+
+JSON_TYPES = frozenset({"null", "boolean", "integer", "number", "string", "array", "object"})
+
+
+def inferred_schema(stats: FileStats) -> dict[str, Any]:
+    """What the records are, as a JSON Schema for a record: each field's types, and the fields every
+    record has as `required`."""
+    properties = {}
+    for name, f in sorted(stats.fields.items()):
+        types = sorted(f.types)
+        properties[name] = {"type": types[0] if len(types) == 1 else types}
+    required = sorted(name for name, f in stats.fields.items() if f.present == stats.records)
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def hint_problems(hint: dict[str, Any]) -> list[str]:
+    """What is wrong with a schema hint's checkable part (`properties` with `type`, `required`,
+    `additionalProperties`); a hint without them is a description only."""
+    problems = []
+    properties = hint.get("properties", {})
+    if not isinstance(properties, dict) or not all(isinstance(p, dict) for p in properties.values()):
+        return ["properties must map each field name to an object"]
+    for name, spec in properties.items():
+        allowed = spec.get("type")
+        listed = allowed if isinstance(allowed, list) else [allowed] if allowed is not None else []
+        if not all(isinstance(t, str) and t in JSON_TYPES for t in listed):
+            problems.append(f"properties.{name}.type must be one or more of {', '.join(sorted(JSON_TYPES))}")
+    required = hint.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        problems.append("required must be a list of field names")
+    if not isinstance(hint.get("additionalProperties", True), bool):
+        problems.append("additionalProperties must be true or false")
+    return problems
+
+
+def schema_violations(hint: dict[str, Any], stats: FileStats) -> list[str]:
+    """How the records break the hint: a required field missing, a field of a type the hint does not
+    allow (`number` allows integers), a field the hint does not list when `additionalProperties` is
+    false. Checked from the statistics, so whatever the version's size it costs nothing more."""
+    problems = []
+    properties: dict[str, Any] = hint.get("properties", {})
+    for name in hint.get("required", []):
+        present = stats.fields[name].present if name in stats.fields else 0
+        if present < stats.records:
+            problems.append(
+                f"field {name!r} is missing in {stats.records - present} of {stats.records} records"
+            )
+    for name, spec in properties.items():
+        allowed = spec.get("type")
+        if allowed is None or name not in stats.fields:
+            continue
+        allowed = set(allowed if isinstance(allowed, list) else [allowed])
+        if "number" in allowed:
+            allowed.add("integer")
+        for kind, count in sorted(stats.fields[name].types.items()):
+            if kind not in allowed:
+                kinds = ", ".join(sorted(allowed))
+                problems.append(
+                    f"field {name!r} is {kind} in {count} records; the schema hint allows {kinds}"
+                )
+    if hint.get("additionalProperties") is False:
+        for name in sorted(set(stats.fields) - set(properties)):
+            problems.append(
+                f"field {name!r} ({stats.fields[name].present} records) is not in the schema hint"
+            )
+    return problems
