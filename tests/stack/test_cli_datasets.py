@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(
         )
     )
 
-    created = _forge("datasets", "create", f"cli-{tmp_path.name[-8:]}", env=env)
+    created = _forge("datasets", "create", f"cli-{uuid.uuid4().hex[:8]}", env=env)
     assert created.returncode == 0, created.stdout + created.stderr
     dataset_id = created.stdout.strip()
     v1 = _forge("datasets", "upload", dataset_id, str(first), env=env)
@@ -110,3 +111,5 @@ def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(
     assert [json.loads(line)["id"] for line in preview.stdout.splitlines()] == [0, 1]
     refused = _forge("datasets", "split", dataset_id, "golden", "--folds", "2", env=env)
     assert refused.returncode == 1 and "version 'golden'" in refused.stdout
+    loopback = _forge("datasets", "import", dataset_id, "http://127.0.0.1:9/x.jsonl", env=env)
+    assert loopback.returncode == 1 and "422" in loopback.stdout and "not a public address" in loopback.stdout

@@ -39,6 +39,7 @@ TenantOption = typer.Option(
     None, "--tenant", envvar="FORGE_TENANT", help="Act in this tenant (if in several)."
 )
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
+UrlsArgument = typer.Argument(..., help="http(s) URLs of .jsonl files (the name is the URL's last part).")
 FilesArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="JSONL files.")
 
 
@@ -224,6 +225,32 @@ def upload(
             version = _check(
                 http.post(f"/datasets/{dataset_id}/versions/{version['id']}/publish", headers=session)
             )
+        console.print(
+            f"version {version['number']} [bold]{version['id']}[/] {version['state']}: "
+            f"{version['item_count']} records, {version['size_bytes']} bytes",
+            highlight=False,
+        )
+
+    _run(command)
+
+
+@app.command("import")
+def import_links(
+    dataset_id: str,
+    urls: list[str] = UrlsArgument,
+    tenant: str = TenantOption,
+) -> None:
+    """Import JSONL files from http(s) links into a new published version (a background task)."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        files = [{"url": url, "name": url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]} for url in urls]
+        body = {"source": {"type": "link", "files": files}}
+        task = _check(http.post(f"/datasets/{dataset_id}/imports", json=body, headers=session))
+        done = _follow(http, session, dataset_id, task, "importing")
+        version = _check(
+            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
+        )
         console.print(
             f"version {version['number']} [bold]{version['id']}[/] {version['state']}: "
             f"{version['item_count']} records, {version['size_bytes']} bytes",

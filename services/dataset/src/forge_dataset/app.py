@@ -16,6 +16,8 @@ from forge_dataset.aliases import api as aliases_api
 from forge_dataset.deps import Deps
 from forge_dataset.diff import api as diff_api
 from forge_dataset.diff import service as diff_service
+from forge_dataset.imports import api as imports_api
+from forge_dataset.imports import service as imports_service
 from forge_dataset.objects import ObjectStore
 from forge_dataset.settings import DatasetSettings
 from forge_dataset.split import service as split_service
@@ -35,8 +37,14 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
         runtime=runtime,
         store=ObjectStore(dataset_settings),
         work_dir=dataset_settings.work_dir,
+        import_allowed_networks=tuple(dataset_settings.import_allowed_networks),
+        import_max_file_bytes=dataset_settings.import_max_file_bytes,
     )
-    handlers: dict[str, Handler] = {"diff": diff_service.run_diff, "split": split_service.run_split}
+    handlers: dict[str, Handler] = {
+        "diff": diff_service.run_diff,
+        "split": split_service.run_split,
+        "import": imports_service.run_import,
+    }
     runtime.register(
         workflows=[DatasetTaskWorkflow],
         activities=[*DatasetActivities(deps).all(), *TaskActivities(deps, handlers).all()],
@@ -53,7 +61,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """The dataset service's app (settings from the stack env file when none are given)."""
     runtime, deps = build(settings or DatasetSettings.for_service("dataset"))
     app = runtime.http_app(
-        routers=[api.router, aliases_api.router, tasks_api.router, diff_api.router, statistics_api.router]
+        routers=[
+            api.router,
+            aliases_api.router,
+            tasks_api.router,
+            diff_api.router,
+            statistics_api.router,
+            imports_api.router,
+        ]
     )
     app.state.deps = deps
     return app

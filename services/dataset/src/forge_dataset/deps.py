@@ -20,6 +20,8 @@ class Deps:
     store: ObjectStore
     work_dir: Path | None = None
     """Where tasks spill (a diff's partitions); the system's temporary directory when None."""
+    import_allowed_networks: tuple[str, ...] = ()
+    import_max_file_bytes: int = 64 * 1024**3
 
     @property
     def db(self) -> Database:

@@ -371,6 +371,7 @@ async def create_published_version(
     splits: dict[str, int] | None = None,
     request_key: str | None = None,
     stats: dict[str, dict[str, Any]] | None = None,
+    source: str = "derived",
 ) -> DatasetVersion:
     """A derived version, taken through draft → uploading → validating → published in one transaction
     (its files are already in place and checked; `stats` by file name), one event per transition."""
@@ -378,7 +379,7 @@ async def create_published_version(
         session,
         owner,
         actor,
-        source="derived",
+        source=source,
         parent_version_id=parent_version_id,
         operation=operation,
         parameters=parameters,

@@ -22,6 +22,16 @@ class DatasetSettings(ServiceSettings):
         default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart upload part size (S3: ≥ 5 MiB)."
     )
 
+    import_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Networks (CIDR) imports may fetch from although not public, e.g. a lab mirror; "
+            "everything else private, loopback or link-local is refused."
+        ),
+    )
+    import_max_file_bytes: int = Field(
+        default=64 * 1024**3, ge=1, description="The largest file an import takes."
+    )
     work_dir: Path | None = Field(
         default=None, description="Where background tasks spill to local disk (unset: the temp dir)."
     )

@@ -141,16 +141,13 @@ async def run_diff(ctx: TaskContext) -> TaskResult:
         finally:
             differ.close()
         await ctx.report(FEED_SHARE + (1 - FEED_SHARE) * 0.9, phase="uploading", force=True)
-        objects = {}
         for change in domain.CHANGES:
-            objects[change] = changes_key(task.tenant, task.id, change)
-            await ctx.deps.store.put_file(objects[change], differ.output(change))
+            await ctx.deps.store.put_file(changes_key(task.tenant, task.id, change), differ.output(change))
     counts = dict(differ.counts)
     summary = {**counts, "base_records": differ.base.records, "records": differ.version.records}
     result: dict[str, Any] = {
         "summary": summary,
         "files": [f.model_dump() for f in file_changes(base_files, new_files)],
-        "objects": objects,
         "partitions": partitions,
     }
     return TaskResult(stats=summary, result=result)
@@ -182,7 +179,7 @@ async def changes(
     if offset >= total:
         return total, page
     seen, pending = 0, b""
-    async with contextlib.aclosing(deps.store.read(found.result["objects"][change])) as chunks:
+    async with contextlib.aclosing(deps.store.read(changes_key(found.tenant, found.id, change))) as chunks:
         async for chunk in chunks:
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:

@@ -23,7 +23,7 @@ def _deps(request: Request) -> ServiceDeps:
 CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
 CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
 Deps = Annotated[ServiceDeps, Depends(_deps)]
-Kind = Literal["split", "diff"]
+Kind = Literal["split", "diff", "import"]
 State = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled"]
 
 
