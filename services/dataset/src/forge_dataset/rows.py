@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from forge_kit.auth import Principal
 from forge_kit.errors import NotFound
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from forge_dataset.tables import Dataset, DatasetVersion
+from forge_dataset.tables import Dataset, DatasetVersion, VersionFile
 
 
 async def dataset_row(
@@ -39,3 +39,9 @@ async def version_row(
     if found is None:
         raise NotFound(f"version {version_id!r} of dataset {dataset_id!r} does not exist")
     return found
+
+
+async def version_files(session: AsyncSession, version_id: str) -> list[VersionFile]:
+    """A version's files in name order (the version itself read through `version_row` first)."""
+    query = select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
+    return list((await session.exec(query)).all())

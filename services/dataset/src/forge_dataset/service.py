@@ -24,7 +24,7 @@ from forge_dataset.aliases import service as aliases
 from forge_dataset.deps import Deps
 from forge_dataset.events import VERSION, emit, move_version, now
 from forge_dataset.objects import ObjectStore
-from forge_dataset.rows import dataset_row, version_row
+from forge_dataset.rows import dataset_row, version_files, version_row
 from forge_dataset.schemas import DatasetCreate
 from forge_dataset.statistics.domain import FileStats, inferred_schema, schema_violations
 from forge_dataset.tables import Dataset, DatasetVersion, VersionFile
@@ -33,11 +33,6 @@ READABLE = ("published", "deprecated")
 
 
 # --- reads ------------------------------------------------------------------------------------------
-
-
-async def _files(session: AsyncSession, version_id: str) -> list[VersionFile]:
-    query = select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
-    return list((await session.exec(query)).all())
 
 
 async def datasets(deps: Deps, caller: Principal) -> list[Dataset]:
@@ -67,7 +62,7 @@ async def version(
 ) -> tuple[DatasetVersion, list[VersionFile]]:
     async with deps.db.session() as session:
         found = await version_row(session, caller, dataset_id, version_id)
-        return found, await _files(session, version_id)
+        return found, await version_files(session, version_id)
 
 
 async def lineage(deps: Deps, caller: Principal, dataset_id: str, version_id: str) -> list[DatasetVersion]:
@@ -93,7 +88,7 @@ async def preview(
     async with deps.db.session() as session:
         owner = await dataset_row(session, caller, dataset_id)
         found = await version_row(session, caller, dataset_id, version_id)
-        files = await _files(session, version_id)
+        files = await version_files(session, version_id)
     shown: list[dict[str, Any]] = []
     if owner.modality != domain.Modality.text:
         return owner, found, files, shown
@@ -253,7 +248,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
     sha256. A version left `validating` (a crash between the steps) can be published again."""
     async with deps.db.transaction() as session:
         found = await version_row(session, caller, dataset_id, version_id, lock=True)
-        files = await _files(session, version_id)
+        files = await version_files(session, version_id)
         if found.state != "validating":
             await move_version(
                 session,
@@ -409,7 +404,7 @@ async def published_version(
     async with deps.db.session() as session:
         owner = await dataset_row(session, caller, dataset_id)
         found = await version_row(session, caller, dataset_id, version_id)
-        files = await _files(session, version_id)
+        files = await version_files(session, version_id)
     if found.state not in READABLE:
         raise Conflict(f"version {version_id!r} is {found.state!r}, not published")
     return owner, found, files

@@ -17,13 +17,12 @@ from typing import Any
 
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from forge_dataset.deps import Deps
 from forge_dataset.diff import domain
 from forge_dataset.diff.schemas import Change, DiffRequest, FileChange
-from forge_dataset.rows import version_row
+from forge_dataset.rows import version_files, version_row
 from forge_dataset.tables import DatasetTask, DatasetVersion, VersionFile
 from forge_dataset.tasks import service as tasks
 from forge_dataset.tasks.runner import TaskContext, TaskResult
@@ -35,11 +34,6 @@ FEED_SHARE = 0.8
 
 def changes_key(tenant: str, task_id: str, change: str) -> str:
     return f"tenants/{tenant}/diffs/{task_id}/{change}.jsonl"
-
-
-async def _files(session: AsyncSession, version_id: str) -> list[VersionFile]:
-    query = select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
-    return list((await session.exec(query)).all())
 
 
 async def _readable(
@@ -104,7 +98,7 @@ async def run_diff(ctx: TaskContext) -> TaskResult:
     async with ctx.deps.db.session() as session:
         base = await _readable(session, caller, task.dataset_id, request.base_version_id)
         new = await _readable(session, caller, task.dataset_id, request.version_id)
-        base_files, new_files = await _files(session, base.id), await _files(session, new.id)
+        base_files, new_files = await version_files(session, base.id), await version_files(session, new.id)
     total_bytes = base.size_bytes + new.size_bytes
     partitions = domain.partitions_for(total_bytes, base.item_count + new.item_count)
     read = 0
@@ -162,8 +156,8 @@ async def diff_task(
         if found.kind != "diff":
             raise NotFound(f"task {task_id!r} is a {found.kind} task, not a diff")
         request = DiffRequest.model_validate(found.parameters)
-        base_files = await _files(session, request.base_version_id)
-        new_files = await _files(session, request.version_id)
+        base_files = await version_files(session, request.base_version_id)
+        new_files = await version_files(session, request.version_id)
     return found, file_changes(base_files, new_files)
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from forge_contracts.activities.dataset import ManifestFile
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, Unprocessable
-from sqlmodel import col, select
 
 from forge_dataset import domain
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
-from forge_dataset.rows import dataset_row, version_row
+from forge_dataset.rows import dataset_row, version_files, version_row
 from forge_dataset.schemas import SplitRequest
 from forge_dataset.service import READABLE, create_published_version
 from forge_dataset.split.domain import Lines, SplitError, SplitPlan, Splitter, StrataCounter
@@ -92,8 +91,7 @@ async def run_split(ctx: TaskContext) -> TaskResult:
         source = await version_row(session, caller, task.dataset_id, task.input_version_id or "")
         if source.state not in READABLE:
             raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
-        query = select(VersionFile).where(VersionFile.version_id == source.id).order_by(col(VersionFile.name))
-        files = list((await session.exec(query)).all())
+        files = await version_files(session, source.id)
     passes = 2 if plan.needs_counts else 1
     total = max(source.size_bytes * passes, 1)
     read = 0

@@ -8,11 +8,10 @@ import contextlib
 from typing import Any
 
 from forge_kit.auth import Principal
-from sqlmodel import col, select
 
 from forge_dataset import domain
 from forge_dataset.deps import Deps
-from forge_dataset.rows import version_row
+from forge_dataset.rows import version_files, version_row
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.tables import DatasetVersion, VersionFile
 
@@ -32,10 +31,7 @@ async def version_stats(
     """The version, each file with its statistics, and the version's (all files merged)."""
     async with deps.db.session() as session:
         found = await version_row(session, caller, dataset_id, version_id)
-        query = (
-            select(VersionFile).where(VersionFile.version_id == version_id).order_by(col(VersionFile.name))
-        )
-        files = list((await session.exec(query)).all())
+        files = await version_files(session, version_id)
     missing = {f.name: await _scanned(deps, f) for f in files if f.stats is None}
     if missing:
         async with deps.db.transaction() as session:
