@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to run Forge, then the Python workspace and the stack's own
 # tools. Idempotent: when everything is there it takes a couple of seconds.
-#   - system packages (Debian/Ubuntu): PostgreSQL server, a JDK, Maven, Go, OpenLDAP (only those missing)
+#   - system packages (Debian/Ubuntu): PostgreSQL server, a JDK, Maven, Go, OpenLDAP, ffmpeg, MariaDB
+#     (only those missing)
 #   - uv (from PyPI) and the locked workspace (`uv sync --frozen`)
 #   - Kafka broker jars and Keycloak (Maven Central), MinIO built from source, cached in ~/.cache/forge
 set -euo pipefail
@@ -15,6 +16,9 @@ have mvn || missing+=(maven)
 have go || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 # OpenLDAP: the stack runs its own slapd (forge_cli.identity); Debian's default instance is not wanted.
 { [ -x /usr/sbin/slapd ] && have ldapsearch; } || missing+=(slapd ldap-utils)
+# Media previews (thumbnails, waveforms, poster frames) and the SQL-import tests' second database.
+{ have ffmpeg && have ffprobe; } || missing+=(ffmpeg)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 if ((${#missing[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"
@@ -25,6 +29,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
   if [[ " ${missing[*]} " == *" slapd "* ]]; then  # never leave the system slapd running
     $sudo systemctl disable --now slapd >/dev/null 2>&1 || $sudo service slapd stop >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then  # tests start their own, nothing else may run
+    $sudo systemctl disable --now mariadb >/dev/null 2>&1 || $sudo service mariadb stop >/dev/null 2>&1 || true
   fi
 fi
 # initdb refuses to run as root; under root the stack runs Postgres as the `postgres` user.
