@@ -13,6 +13,9 @@ from forge_contracts.events import (
     BundleFile,
     DatasetAliasMoved,
     DatasetAliasRemoved,
+    DatasetClearanceSet,
+    DatasetGrantCreated,
+    DatasetGrantRevoked,
     EventPayload,
     ModelDelivered,
     ModelVersionReleaseOverridden,
@@ -64,8 +67,16 @@ def test_every_payload_model_belongs_to_a_state_machine() -> None:
     emitted = {kind for _, kind, _ in MACHINE_EVENTS}
 
     # Events that are no transition: the audit entry records the others (and requests); a dataset's
-    # aliases are pointers at its versions, not an entity with states.
-    outside = {AuditEntryRecorded.event_type, DatasetAliasMoved.event_type, DatasetAliasRemoved.event_type}
+    # aliases are pointers at its versions, not an entity with states; nor are its grants (made, then
+    # revoked) or a tenant's clearance (a setting).
+    outside = {
+        AuditEntryRecorded.event_type,
+        DatasetAliasMoved.event_type,
+        DatasetAliasRemoved.event_type,
+        DatasetGrantCreated.event_type,
+        DatasetGrantRevoked.event_type,
+        DatasetClearanceSet.event_type,
+    }
     assert set(EVENT_TYPES) - outside == emitted
 
 

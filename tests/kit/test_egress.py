@@ -1,10 +1,16 @@
-"""The kit's egress guard, without a network: which addresses a user-given URL may reach, and how a
-checked request is pinned to the address that was checked."""
+"""The kit's egress guard, without a network (a loopback server at most): which addresses a user-given URL
+may reach, how a checked request is pinned to the address that was checked, and how redirects and error
+statuses come out of open_stream."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 import pytest
-from forge_kit.egress import EgressRefused, Target, _pinned, check_url
+from forge_kit.egress import EgressFailed, EgressRefused, Target, _pinned, check_url, open_stream
 
 
 @pytest.mark.parametrize(
@@ -65,3 +71,45 @@ def test_a_request_goes_to_the_checked_address_with_the_host_name_kept_for_host_
     assert headers == {"host": "data.example.org"} and extensions == {"sni_hostname": "data.example.org"}
     six = Target(url="http://h:8080/x", scheme="http", host="h", port=8080, address="2001:db8::1")
     assert _pinned(six)[:2] == ("http://[2001:db8::1]:8080/x", {"host": "h:8080"})
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """/start?q redirects to /data?q (the query kept, as WebHDFS's NameNode does); /data echoes it."""
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path == "/start":
+            self.send_response(307)
+            self.send_header("location", f"http://127.0.0.1:{self.server.server_address[1]}/data?{query}")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        status, body = (200, query.encode()) if path == "/data" else (404, b"no such file")
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+@pytest.fixture
+def loopback() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+async def test_a_redirect_keeps_its_query_and_an_error_status_is_told(loopback: str) -> None:
+    allowed = ["127.0.0.0/8"]
+    async with open_stream(f"{loopback}/start?op=OPEN&user.name=forge", allowed_networks=allowed) as response:
+        assert await response.aread() == b"op=OPEN&user.name=forge"
+    with pytest.raises(EgressFailed, match="answered 404") as failed:
+        async with open_stream(f"{loopback}/missing", allowed_networks=allowed):
+            pass
+    assert failed.value.status == 404
+    with pytest.raises(EgressRefused):
+        async with open_stream(f"{loopback}/start?x=1"):  # loopback is not allowed by default
+            pass

@@ -24,6 +24,8 @@ from forge_kit.runtime import ServiceRuntime
 from forge_kit.stack_env import StackSettings
 
 from tests.harness import service_settings, serving
+from tests.services.dataset.hdfs import hdfs_url as hdfs_url  # a session fixture
+from tests.services.dataset.mariadb import mariadb as mariadb  # a session fixture
 from tests.waiting import eventually
 
 TOPIC = topic_for("dataset")

@@ -110,7 +110,7 @@ async def test_an_uploaded_version_publishes_with_a_content_addressed_manifest(
     listed = json.loads(manifest)["files"]
     assert [f["name"] for f in listed] == ["extra.jsonl", "train.jsonl"]
     assert await object_bytes(svc, listed[1]["object_key"]) == big
-    assert hashlib.sha256(big).hexdigest() in listed[1]["object_key"]
+    assert listed[1]["sha256"] == hashlib.sha256(big).hexdigest()  # the manifest addresses content
 
     seen = await events.of(version_id, 4)
     assert [(e.type, e.sequence) for e in seen] == [
@@ -180,13 +180,15 @@ async def test_bad_input_is_a_422_problem_naming_the_field(dataset_service: Data
     no_tenant = await svc.http.post("/datasets", json=INSTRUCTIONS)
     dataset_id = await create_dataset(svc)
     version_id = await create_version(svc, dataset_id)
-    bad_name = await upload(svc, dataset_id, version_id, "data.csv", b"a,b\n")
+    no_kind = await upload(svc, dataset_id, version_id, "data", b"a,b\n")
+    hidden = await upload(svc, dataset_id, version_id, "images/.secret.png", b"a,b\n")
     empty = await upload(svc, dataset_id, version_id, "data.jsonl", b"\n\n")
 
     assert bad_modality.status_code == 422
     assert bad_modality.json()["errors"][0]["location"] == "body.modality"
     assert no_tenant.status_code == 401  # no bearer token
-    assert bad_name.status_code == 422 and "filename" in bad_name.json()["detail"]
+    for bad_name in (no_kind, hidden):
+        assert bad_name.status_code == 422 and "filename" in bad_name.json()["detail"]
     assert empty.status_code == 422 and "no records" in empty.json()["detail"]
 
 
@@ -323,17 +325,14 @@ async def test_a_deprecated_version_can_be_restored_but_an_archived_one_cannot(
     assert seen[4].data["reason"] == "labels fixed in v2"
 
 
-async def test_preview_of_a_non_text_dataset_shows_files_only(dataset_service: DatasetService) -> None:
+async def test_preview_of_an_image_dataset_shows_its_label_records(dataset_service: DatasetService) -> None:
     svc = dataset_service
     dataset_id = await create_dataset(svc, name="photos", modality="image")
     version_id = await create_version(svc, dataset_id)
-    await upload(
-        svc, dataset_id, version_id, "items.jsonl", jsonl([{"image": "s3://b/1.png", "label": "cat"}])
-    )
+    await upload(svc, dataset_id, version_id, "items.jsonl", jsonl([{"image": "1.png", "label": "cat"}]))
 
     response = await svc.http.get(f"/datasets/{dataset_id}/versions/{version_id}/preview", headers=ACME)
 
     assert response.status_code == 200
-    assert response.json()["records"] == []
+    assert response.json()["records"] == [{"image": "1.png", "label": "cat"}]
     assert response.json()["files"][0]["record_count"] == 1
-    assert "image" in response.json()["note"]

@@ -30,7 +30,7 @@ from rich.table import Table
 from forge_cli import auth
 
 app = typer.Typer(
-    help="Datasets: versions, uploads, previews, statistics, splits and diffs.", no_args_is_help=True
+    help="Datasets: versions, uploads, previews, statistics, splits, diffs and sharing.", no_args_is_help=True
 )
 console = Console()
 ALIAS = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
@@ -430,5 +430,105 @@ def diff(
                 console.print(
                     f"{change}: {json.dumps(record, ensure_ascii=False)}", highlight=False, soft_wrap=True
                 )
+
+    _run(command)
+
+
+@app.command("share")
+def share(
+    dataset_id: str,
+    to: str = typer.Option(..., "--to", help="The tenant to share with (another tenant)."),
+    version: str = typer.Option(None, "--version", help="Share this version only (id or alias)."),
+    access: str = typer.Option("read", help="read, or read+derive (its versions may name yours parent)."),
+    tenant: str = TenantOption,
+) -> None:
+    """Share a dataset (every published version, or one) with another tenant; prints the grant id.
+    (`--tenant` is the tenant you act in, as everywhere; `--to` the one you share with.)"""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        body: dict[str, Any] = {"grantee_tenant": to, "access": access}
+        if version:
+            body["version_id"] = _version_id(http, session, dataset_id, version)
+        created = _check(http.post(f"/datasets/{dataset_id}/grants", json=body, headers=session))
+        console.print(created["id"])
+
+    _run(command)
+
+
+@app.command("grants")
+def grants(
+    dataset_id: str,
+    revoked: bool = typer.Option(False, "--revoked", help="Also list revoked grants."),
+    tenant: str = TenantOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """The tenants a dataset of yours is shared with."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        found = _check(
+            http.get(f"/datasets/{dataset_id}/grants", params={"revoked": revoked}, headers=session)
+        )
+        if json_output:
+            _print(found)
+            return
+        table = Table("id", "tenant", "version", "access", "granted by", "revoked")
+        for g in found:
+            table.add_row(
+                g["id"],
+                g["grantee_tenant"],
+                g["version_id"] or "all",
+                g["access"],
+                g["granted_by"] or "-",
+                g["revoked_at"] or "-",
+            )
+        console.print(table)
+
+    _run(command)
+
+
+@app.command("revoke")
+def revoke(
+    dataset_id: str,
+    grant_id: str,
+    reason: str = typer.Option(None, help="Why (audited)."),
+    tenant: str = TenantOption,
+) -> None:
+    """Revoke a grant: the other tenant's next read of the dataset fails."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        body = {"reason": reason} if reason else None
+        _check(
+            http.request("DELETE", f"/datasets/{dataset_id}/grants/{grant_id}", json=body, headers=session)
+        )
+        console.print(f"grant {grant_id} revoked")
+
+    _run(command)
+
+
+@app.command("shared")
+def shared(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
+    """Datasets other tenants shared with yours."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        found = _check(http.get("/shared-datasets", headers=session))
+        if json_output:
+            _print(found)
+            return
+        table = Table("id", "name", "owner", "secrecy", "versions", "access")
+        for item in found:
+            scope = ", ".join(f"{g['access']} {g['version_id'] or 'all'}" for g in item["grants"])
+            table.add_row(
+                item["id"],
+                item["name"],
+                item["owner_tenant"],
+                item["secrecy"],
+                str(item["version_count"]),
+                scope,
+            )
+        console.print(table)
 
     _run(command)

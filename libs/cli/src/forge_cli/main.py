@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from forge_cli import auth, datasets, tools
+from forge_cli import auth, datasets, hdfs, tools
 from forge_cli.demo import (
     DemoError,
     build_inputs,
@@ -64,13 +64,15 @@ def _print_status(stack: Stack) -> bool:
 
 @stack_app.command("install")
 def stack_install() -> None:
-    """Fetch and build what the stack needs (Kafka jars, MinIO, Keycloak); cached, so later runs are fast."""
+    """Fetch and build what the stack needs (Kafka, MinIO, Keycloak, HDFS); cached, so later runs are fast."""
     with console.status("Resolving Kafka jars from Maven Central..."):
         tools.ensure_kafka_libs()
     with console.status("Building MinIO from source with go install (first time: a few minutes)..."):
         tools.ensure_minio()
     with console.status("Fetching Keycloak from Maven Central and building it (first time: a minute)..."):
         tools.ensure_keycloak()
+    with console.status("Building the tests' HDFS (MiniDFSCluster) with Maven (first time: ~15 s)..."):
+        hdfs.ensure_hdfs()
     console.print(f"tools ready in {tools.cache_dir()}")
 
 

@@ -129,7 +129,8 @@ async def open_stream(
                     continue
                 if response.status_code >= 400:
                     raise EgressFailed(
-                        f"{target.host} answered {response.status_code} {response.reason_phrase}"
+                        f"{target.host} answered {response.status_code} {response.reason_phrase}",
+                        status=response.status_code,
                     )
                 yield response
                 return

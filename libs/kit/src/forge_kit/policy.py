@@ -41,6 +41,10 @@ class Action(StrEnum):
     # datasets
     DATASET_READ = "dataset.read"
     DATASET_WRITE = "dataset.write"
+    DATASET_SHARE = "dataset.share"
+    """Grant another tenant read access to a dataset of the caller's tenant, and revoke it."""
+    DATASET_CLEARANCE_MANAGE = "dataset.clearance.manage"
+    """Set which secrecy level of other tenants' data a tenant is cleared to read (`forge_kit.secrecy`)."""
     # labeling
     LABELING_READ = "labeling.read"
     LABELING_MANAGE = "labeling.manage"
@@ -100,7 +104,11 @@ _BUILDER: frozenset[Action] = READS | {
     Action.DELIVERY_ORDER,
 }
 
-_PROJECT_ADMIN: frozenset[Action] = _BUILDER | {Action.LABELING_MANAGE, Action.REGISTRY_GATE}
+_PROJECT_ADMIN: frozenset[Action] = _BUILDER | {
+    Action.LABELING_MANAGE,
+    Action.REGISTRY_GATE,
+    Action.DATASET_SHARE,
+}
 
 POLICY: dict[Role, frozenset[Action]] = {
     Role.PLATFORM_ADMIN: READS
@@ -111,6 +119,7 @@ POLICY: dict[Role, frozenset[Action]] = {
         Action.PLATFORM_AUDIT_READ,
         Action.SCHEDULER_PROJECTS_MANAGE,
         Action.SCHEDULER_QUOTA_MANAGE,
+        Action.DATASET_CLEARANCE_MANAGE,
     },
     Role.TENANT_ADMIN: _PROJECT_ADMIN
     | {Action.MEMBERS_MANAGE, Action.AUDIT_READ, Action.SCHEDULER_PROJECTS_MANAGE},
@@ -141,9 +150,12 @@ SERVICE_ACTIONS: frozenset[Action] = frozenset(Action) - {
     Action.MEMBERS_MANAGE,
     Action.SCHEDULER_QUOTA_MANAGE,
     Action.REGISTRY_APPROVE,
+    Action.DATASET_SHARE,
+    Action.DATASET_CLEARANCE_MANAGE,
 }
 """What a service identity may do in the tenant it names: the work its workflows do for users, never
-granting roles, setting quotas or approving a release in someone's name."""
+granting roles or data to other tenants, setting quotas or clearances, or approving a release in
+someone's name."""
 
 assert not any(POLICY[role] & SERVICE_ONLY for role in Role), "a user role holds a service-only action"
 

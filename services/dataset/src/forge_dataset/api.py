@@ -7,17 +7,23 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
 from forge_kit.auth import Principal, allow
+from forge_kit.errors import Unprocessable
 from forge_kit.policy import Action
 
 from forge_dataset import service
+from forge_dataset.archives import service as archives_service
 from forge_dataset.deps import Deps as ServiceDeps
 from forge_dataset.domain import Modality
+from forge_dataset.formats import is_archive
+from forge_dataset.media.service import media_links
+from forge_dataset.preview import RecordQuery
 from forge_dataset.schemas import (
     DatasetCreate,
     DatasetView,
     FileView,
     LineageStep,
     LineageView,
+    PreviewItem,
     PreviewView,
     SplitRequest,
     TaskView,
@@ -26,6 +32,7 @@ from forge_dataset.schemas import (
 )
 from forge_dataset.split import service as split_service
 from forge_dataset.tables import DatasetVersion, VersionFile
+from forge_dataset.uploads import service as uploads_service
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -38,7 +45,14 @@ def _deps(request: Request) -> ServiceDeps:
 CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
 CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
 Deps = Annotated[ServiceDeps, Depends(_deps)]
-FileName = Annotated[str, Path(pattern=FILE_NAME_PATTERN, description="A `.jsonl` file name.")]
+FileName = Annotated[
+    str,
+    Path(
+        pattern=FILE_NAME_PATTERN,
+        max_length=1000,
+        description="A relative path ending in its kind: `train.jsonl`, `table.parquet`, `images/001.png`.",
+    ),
+]
 
 
 def _version_view(
@@ -84,17 +98,47 @@ async def get_version(dataset_id: str, version_id: str, deps: Deps, caller: CanD
     return _version_view(deps, found, files)
 
 
-@router.put("/{dataset_id}/versions/{version_id}/files/{filename}")
+@router.put(
+    "/{dataset_id}/versions/{version_id}/files/{filename:path}",
+    responses={202: {"model": TaskView, "description": "An archive being expanded (`expand=true`)."}},
+)
 async def upload_file(
     dataset_id: str,
     version_id: str,
     filename: FileName,
     request: Request,
+    response: Response,
     deps: Deps,
     caller: CanDatasetWrite,
-) -> FileView:
-    """The request body is the JSONL file, streamed (any content type)."""
-    uploaded = await service.upload_file(deps, caller, dataset_id, version_id, filename, request.stream())
+    expand: Annotated[
+        bool,
+        Query(description="For a zip or tar archive: add its members as files (a task) instead of itself."),
+    ] = False,
+    prefix: Annotated[
+        str,
+        Query(
+            max_length=500,
+            pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,122}/?)*$",
+            description="With `expand`: the folder the members go under, e.g. `images`.",
+        ),
+    ] = "",
+) -> FileView | TaskView:
+    """The request body is the file, streamed (any content type): JSONL, CSV or Parquet records, or a
+    media file or any other blob (`images/001.png`), checked against what its name says it is. With
+    `expand=true` an archive (`.zip`, `.tar`, `.tar.gz`, `.tgz`) is expanded by a background task
+    (202; follow it at `/datasets/{id}/tasks/{task}`), each member checked like an upload; the version
+    can be published once the task succeeded."""
+    if expand:
+        if not is_archive(filename):
+            raise Unprocessable(f"{filename!r} is not a zip or tar archive: only archives can be expanded")
+        task, created = await archives_service.stage(
+            deps, caller, dataset_id, version_id, filename, request.stream(), prefix
+        )
+        response.status_code = 202 if created else 200
+        return TaskView.model_validate(task, from_attributes=True)
+    uploaded = await uploads_service.upload_file(
+        deps, caller, dataset_id, version_id, filename, request.stream()
+    )
     return FileView.model_validate(uploaded, from_attributes=True)
 
 
@@ -139,17 +183,38 @@ async def preview_version(
     deps: Deps,
     caller: CanDatasetRead,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Matching records to skip.")] = 0,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Text to search for.")] = None,
+    where: Annotated[
+        list[str],
+        Query(
+            max_length=20,
+            description="`field=value` filters on top-level fields (strings as is, others as JSON).",
+        ),
+    ] = [],  # noqa: B006 (FastAPI copies query defaults)
+    file: Annotated[str | None, Query(max_length=1000, description="Only this file's records.")] = None,
+    fields: Annotated[list[str], Query(max_length=100, description="Only these fields of each record.")] = [],  # noqa: B006
 ) -> PreviewView:
-    owner, found, files, records = await service.preview(deps, caller, dataset_id, version_id, limit)
-    modality = Modality(owner.modality)
+    """A page of the version's records (JSONL, CSV and Parquet files alike), filtered by search text
+    and field values, and where each media file's previews are (thumbnail, waveform, poster, content)."""
+    filters: dict[str, str] = {}
+    for condition in where:
+        name, equals, value = condition.partition("=")
+        if not equals or not name:
+            raise Unprocessable(f"where: {condition!r} is not `field=value`")
+        filters[name] = value
+    query = RecordQuery(offset=offset, limit=limit, q=q, where=filters, file=file, fields=tuple(fields))
+    owner, found, files, page = await service.preview(deps, caller, dataset_id, version_id, query)
     return PreviewView(
         version_id=found.id,
-        modality=modality,
-        records=records,
+        modality=Modality(owner.modality),
+        records=[item.record for item in page.items],
+        items=[PreviewItem(file=i.file, index=i.index, record=i.record) for i in page.items],
+        next_offset=page.next_offset,
+        scanned=page.scanned,
+        complete=page.complete,
         files=[FileView.model_validate(f, from_attributes=True) for f in files],
-        note=None
-        if modality == Modality.text
-        else f"no item preview for {modality} datasets yet: files only",
+        media=media_links(dataset_id, found.id, files),
     )
 
 

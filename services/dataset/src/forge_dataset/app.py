@@ -13,18 +13,24 @@ from forge_kit.settings import ServiceSettings
 from forge_dataset import api
 from forge_dataset.activities import DatasetActivities
 from forge_dataset.aliases import api as aliases_api
+from forge_dataset.archives import service as archives_service
+from forge_dataset.connections import api as connections_api
+from forge_dataset.connections.crypto import SecretBox
 from forge_dataset.deps import Deps
 from forge_dataset.diff import api as diff_api
 from forge_dataset.diff import service as diff_service
 from forge_dataset.imports import api as imports_api
 from forge_dataset.imports import service as imports_service
+from forge_dataset.media import api as media_api
 from forge_dataset.objects import ObjectStore
 from forge_dataset.settings import DatasetSettings
+from forge_dataset.sharing import api as sharing_api
 from forge_dataset.split import service as split_service
 from forge_dataset.statistics import api as statistics_api
 from forge_dataset.tasks import api as tasks_api
 from forge_dataset.tasks.runner import Handler, TaskActivities
 from forge_dataset.tasks.workflow import DatasetTaskWorkflow
+from forge_dataset.uploads import api as uploads_api
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -39,11 +45,14 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
         work_dir=dataset_settings.work_dir,
         import_allowed_networks=tuple(dataset_settings.import_allowed_networks),
         import_max_file_bytes=dataset_settings.import_max_file_bytes,
+        secrets=SecretBox(dataset_settings.dataset_connections_key.get_secret_value()),
+        sql_import_timeout_s=dataset_settings.sql_import_timeout_s,
     )
     handlers: dict[str, Handler] = {
         "diff": diff_service.run_diff,
         "split": split_service.run_split,
         "import": imports_service.run_import,
+        "expand": archives_service.run_expand,
     }
     runtime.register(
         workflows=[DatasetTaskWorkflow],
@@ -62,12 +71,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     runtime, deps = build(settings or DatasetSettings.for_service("dataset"))
     app = runtime.http_app(
         routers=[
+            uploads_api.router,  # before api.router, whose POST .../{transition} would take /uploads
             api.router,
             aliases_api.router,
             tasks_api.router,
             diff_api.router,
             statistics_api.router,
             imports_api.router,
+            connections_api.router,
+            sharing_api.router,
+            media_api.router,
         ]
     )
     app.state.deps = deps

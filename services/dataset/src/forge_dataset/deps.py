@@ -3,7 +3,7 @@ background tasks may spill to local disk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from forge_kit.db import Database
@@ -11,6 +11,7 @@ from forge_kit.errors import Unavailable
 from forge_kit.runtime import ServiceRuntime
 from temporalio.client import Client
 
+from forge_dataset.connections.crypto import SecretBox
 from forge_dataset.objects import ObjectStore
 
 
@@ -22,6 +23,9 @@ class Deps:
     """Where tasks spill (a diff's partitions); the system's temporary directory when None."""
     import_allowed_networks: tuple[str, ...] = ()
     import_max_file_bytes: int = 64 * 1024**3
+    secrets: SecretBox = field(default_factory=lambda: SecretBox(""))
+    """Seals and opens connection secrets (unconfigured: connections are unavailable)."""
+    sql_import_timeout_s: float = 3600.0
 
     @property
     def db(self) -> Database:

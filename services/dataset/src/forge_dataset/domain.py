@@ -51,6 +51,8 @@ class JsonlScanner:
     size_bytes: int = 0
     lines: int = 0
     stats: FileStats = field(default_factory=FileStats)
+    format: str | None = "jsonl"
+    media_type: str = "application/x-ndjson"
     _pending: bytearray = field(default_factory=bytearray)
     _digest: Any = field(default_factory=hashlib.sha256)
 
@@ -120,10 +122,14 @@ def manifest_key(tenant: str, sha256: str) -> str:
 
 
 def manifest(files: Iterable[ManifestFile]) -> bytes:
-    """The canonical manifest of a version: its files sorted by name, as compact sorted-key JSON.
-    Its sha256 is the version's content address: the same files give the same bytes and hash."""
+    """The canonical manifest of a version: its files sorted by name, as compact sorted-key JSON (fields
+    left unset are left out, so manifests written before a field existed keep their bytes). Its sha256
+    is the version's content address: the same files give the same bytes and hash."""
     listed = sorted(files, key=lambda f: f.name)
-    body = {"format": MANIFEST_FORMAT, "files": [f.model_dump(mode="json") for f in listed]}
+    body = {
+        "format": MANIFEST_FORMAT,
+        "files": [f.model_dump(mode="json", exclude_none=True) for f in listed],
+    }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -132,6 +132,49 @@ class ObjectStore:
 
         await self.write_stream(key, chunks(), on_part=nothing, on_end=nothing)
 
+    # resumable uploads: one multipart upload, its parts sent by the client in any order
+
+    async def start_multipart(self, key: str) -> str:
+        await self.ensure_bucket()
+        async with self.client() as s3:
+            return str((await s3.create_multipart_upload(Bucket=self.bucket, Key=key))["UploadId"])
+
+    async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        async with self.client() as s3:
+            sent = await s3.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+        return str(sent["ETag"])
+
+    async def parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        """The parts received so far ({PartNumber, Size, ETag}), in number order."""
+        found: list[dict[str, Any]] = []
+        marker = 0
+        async with self.client() as s3:
+            while True:
+                page = await s3.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+                found += page.get("Parts", [])
+                if not page.get("IsTruncated"):
+                    return sorted(found, key=lambda p: int(p["PartNumber"]))
+                marker = int(page["NextPartNumberMarker"])
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        listed = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+        async with self.client() as s3:
+            await s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        async with self.client() as s3:
+            try:
+                await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "NoSuchUpload":
+                    raise
+
     async def size(self, key: str, bucket: str | None = None) -> int | None:
         """The object's size, or None when it does not exist."""
         async with self.client() as s3:
@@ -192,3 +235,18 @@ class ObjectStore:
     async def read_all(self, key: str) -> bytes:
         chunks = [chunk async for chunk in self.read(key)]
         return b"".join(chunks)
+
+    async def read_range(
+        self, key: str, start: int, end: int, bucket: str | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """Bytes `start`..`end` (inclusive) of the object in chunks, streamed by one ranged GetObject."""
+        async with self.client() as s3:
+            response = await s3.get_object(
+                Bucket=bucket or self.bucket, Key=key, Range=f"bytes={start}-{end}"
+            )
+            body = response["Body"]
+            try:
+                async for chunk in body.iter_chunks(1024 * 1024):
+                    yield chunk
+            finally:
+                body.close()

@@ -10,6 +10,7 @@ from forge_kit.types import FiniteFloat, Line, NonBlankText, NonNegativeInt64, T
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forge_dataset.domain import Modality, Secrecy
+from forge_dataset.media.schemas import MediaLinks
 from forge_dataset.split.domain import SPLIT_NAMES
 from forge_dataset.statistics.domain import hint_problems
 
@@ -63,6 +64,10 @@ class FileView(BaseModel):
     sha256: str
     size_bytes: int
     record_count: int
+    format: str | None = Field(
+        default=None, description="jsonl, csv or parquet; none for a media file or blob."
+    )
+    media_type: str = Field(default="application/octet-stream", description="e.g. `image/png`.")
 
 
 class VersionView(BaseModel):
@@ -202,9 +207,25 @@ class LineageView(BaseModel):
     chain: list[LineageStep] = Field(description="This version first, then its parent, back to the raw one.")
 
 
+class PreviewItem(BaseModel):
+    file: str = Field(description="The file the record is in.")
+    index: int = Field(description="Its position in that file (0-based).")
+    record: dict[str, Any]
+
+
 class PreviewView(BaseModel):
     version_id: str
     modality: Modality
-    records: list[dict[str, Any]] = Field(description="The first records (text datasets only).")
+    records: list[dict[str, Any]] = Field(description="The page's records (from every record file).")
+    items: list[PreviewItem] = Field(
+        default_factory=list, description="The same records, with where each is."
+    )
+    next_offset: int | None = Field(
+        default=None, description="The `offset` of the next page; none at the end."
+    )
+    scanned: int = Field(default=0, description="Records read to answer.")
+    complete: bool = Field(default=True, description="Whether every record was read (search can stop early).")
     files: list[FileView]
-    note: str | None = None
+    media: list[MediaLinks] = Field(
+        default_factory=list, description="Image, audio and video files: where their previews are."
+    )

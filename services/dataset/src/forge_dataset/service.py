@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion
@@ -19,12 +18,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from forge_dataset import domain
+from forge_dataset import domain, formats
 from forge_dataset.aliases import service as aliases
+from forge_dataset.archives import service as archives
 from forge_dataset.deps import Deps
 from forge_dataset.events import VERSION, emit, move_version, now
 from forge_dataset.objects import ObjectStore
-from forge_dataset.rows import dataset_row, version_files, version_row
+from forge_dataset.preview import RecordPage, RecordQuery
+from forge_dataset.preview import page as record_page
+from forge_dataset.rows import (
+    dataset_row,
+    derivable_version,
+    readable_dataset,
+    readable_version,
+    version_files,
+    version_row,
+)
 from forge_dataset.schemas import DatasetCreate
 from forge_dataset.statistics.domain import FileStats, inferred_schema, schema_violations
 from forge_dataset.tables import Dataset, DatasetVersion, VersionFile
@@ -42,69 +51,64 @@ async def datasets(deps: Deps, caller: Principal) -> list[Dataset]:
 
 
 async def dataset(deps: Deps, caller: Principal, dataset_id: str) -> Dataset:
+    """The caller's tenant's dataset, or one shared with it (DS-5)."""
     async with deps.db.session() as session:
-        return await dataset_row(session, caller, dataset_id)
+        return (await readable_dataset(session, caller, dataset_id)).dataset
 
 
 async def versions(deps: Deps, caller: Principal, dataset_id: str) -> list[DatasetVersion]:
+    """The dataset's versions (a grantee's: the granted published ones only)."""
     async with deps.db.session() as session:
-        await dataset_row(session, caller, dataset_id)
+        access = await readable_dataset(session, caller, dataset_id)
         query = (
             select(DatasetVersion)
-            .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.tenant == caller.tenant_id)
+            .where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.tenant == access.dataset.tenant)
             .order_by(col(DatasetVersion.number))
         )
-        return list((await session.exec(query)).all())
+        return [v for v in (await session.exec(query)).all() if access.covers(v)]
 
 
 async def version(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str
 ) -> tuple[DatasetVersion, list[VersionFile]]:
     async with deps.db.session() as session:
-        found = await version_row(session, caller, dataset_id, version_id)
+        _, found = await readable_version(session, caller, dataset_id, version_id)
         return found, await version_files(session, version_id)
 
 
 async def lineage(deps: Deps, caller: Principal, dataset_id: str, version_id: str) -> list[DatasetVersion]:
-    """The version, then its parent, and so on back to the version with no parent (the raw data)."""
+    """The version, then its parent, and so on back to the version with no parent (the raw data). The
+    chain stops at the first parent the caller may not read (a grantee sees the granted versions only)."""
     async with deps.db.session() as session:
-        current: DatasetVersion | None = await version_row(session, caller, dataset_id, version_id)
+        current: DatasetVersion | None = (await readable_version(session, caller, dataset_id, version_id))[1]
         chain: list[DatasetVersion] = []
         while current is not None and current.id not in {v.id for v in chain}:
             chain.append(current)
             if current.parent_version_id is None:
                 break
-            query = select(DatasetVersion).where(
-                DatasetVersion.id == current.parent_version_id, DatasetVersion.tenant == caller.tenant_id
-            )
-            current = (await session.exec(query)).first()
+            parent = await session.get(DatasetVersion, current.parent_version_id)
+            try:
+                current = (
+                    None
+                    if parent is None
+                    else (await readable_version(session, caller, parent.dataset_id, parent.id))[1]
+                )
+            except NotFound:
+                current = None
         return chain
 
 
 async def preview(
-    deps: Deps, caller: Principal, dataset_id: str, version_id: str, limit: int
-) -> tuple[Dataset, DatasetVersion, list[VersionFile], list[dict[str, Any]]]:
-    """The first `limit` records of a text version, in file-name order; none for other modalities."""
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str, query: RecordQuery
+) -> tuple[Dataset, DatasetVersion, list[VersionFile], RecordPage]:
+    """A page of the version's records (from its JSONL, CSV and Parquet files, of any modality)."""
     async with deps.db.session() as session:
-        owner = await dataset_row(session, caller, dataset_id)
-        found = await version_row(session, caller, dataset_id, version_id)
+        access, found = await readable_version(session, caller, dataset_id, version_id)
+        owner = access.dataset
         files = await version_files(session, version_id)
-    shown: list[dict[str, Any]] = []
-    if owner.modality != domain.Modality.text:
-        return owner, found, files, shown
-    for file in files:
-        pending = b""
-        async with contextlib.aclosing(deps.store.read(file.object_key)) as chunks:
-            async for chunk in chunks:
-                *lines, pending = (pending + chunk).split(b"\n")
-                shown += [json.loads(line) for line in lines if line.strip()][: limit - len(shown)]
-                if len(shown) >= limit:
-                    return owner, found, files, shown
-        if pending.strip():
-            shown.append(json.loads(pending))
-        if len(shown) >= limit:
-            break
-    return owner, found, files, shown[:limit]
+    if query.file is not None and not any(f.name == query.file for f in files):
+        raise NotFound(f"version {version_id!r} has no file {query.file!r}")
+    return owner, found, files, await record_page(deps.store, files, query, deps.work_dir)
 
 
 # --- datasets and versions --------------------------------------------------------------------------
@@ -181,55 +185,6 @@ async def create_version(deps: Deps, caller: Principal, dataset_id: str) -> Data
         return await _new_version(session, owner, caller.actor, source="upload")
 
 
-def _check_can_upload(found: DatasetVersion) -> None:
-    if found.state != "uploading":
-        VERSION.transition(found.state, "start_upload")  # raises IllegalTransition (409) unless draft
-
-
-async def upload_file(
-    deps: Deps, caller: Principal, dataset_id: str, version_id: str, name: str, body: AsyncIterable[bytes]
-) -> VersionFile:
-    """Stream one JSONL file into the version: validated line by line as it arrives, multipart-uploaded
-    to staging, then copied to its content-addressed key. A bad line aborts the upload (422)."""
-    async with deps.db.session() as session:
-        _check_can_upload(await version_row(session, caller, dataset_id, version_id))
-    scanner = domain.JsonlScanner(name)
-    staging_key = domain.staging_prefix(caller.tenant_id, version_id) + uuid7()
-
-    async def scan(part: bytes) -> None:
-        await asyncio.to_thread(scanner.feed, part)
-
-    async def finish() -> None:
-        scanner.finish()
-
-    try:
-        await deps.store.write_stream(staging_key, body, on_part=scan, on_end=finish)
-    except domain.InvalidRecords as error:
-        raise Unprocessable(str(error)) from None
-    key = domain.blob_key(caller.tenant_id, scanner.sha256)
-    try:
-        if await deps.store.size(key) != scanner.size_bytes:
-            await deps.store.copy(staging_key, key, scanner.size_bytes)
-    finally:
-        await deps.store.delete(staging_key)
-    async with deps.db.transaction() as session:
-        found = await version_row(session, caller, dataset_id, version_id, lock=True)
-        _check_can_upload(found)
-        if found.state == "draft":
-            staging_uri = deps.store.uri(domain.staging_prefix(caller.tenant_id, version_id))
-            await move_version(session, found, "start_upload", caller.actor, staging_uri=staging_uri)
-        file = await session.get(VersionFile, (version_id, name))
-        file = file or VersionFile(
-            version_id=version_id, name=name, object_key=key, sha256="", size_bytes=0, record_count=0
-        )
-        file.object_key, file.sha256 = key, scanner.sha256
-        file.size_bytes, file.record_count = scanner.size_bytes, scanner.records
-        file.stats = scanner.stats.to_json()
-        file.uploaded_at = now()
-        session.add(file)
-    return file
-
-
 def _manifest_files(files: Sequence[VersionFile]) -> list[ManifestFile]:
     return [
         ManifestFile(
@@ -238,6 +193,8 @@ def _manifest_files(files: Sequence[VersionFile]) -> list[ManifestFile]:
             sha256=f.sha256,
             size_bytes=f.size_bytes,
             record_count=f.record_count,
+            format=f.format,  # type: ignore[arg-type]
+            media_type=f.media_type,
         )
         for f in files
     ]
@@ -245,7 +202,10 @@ def _manifest_files(files: Sequence[VersionFile]) -> list[ManifestFile]:
 
 async def publish_version(deps: Deps, caller: Principal, dataset_id: str, version_id: str) -> DatasetVersion:
     """Validate and publish an uploaded version: from then on immutable, addressed by its manifest's
-    sha256. A version left `validating` (a crash between the steps) can be published again."""
+    sha256. A version left `validating` (a crash between the steps) can be published again; one an
+    archive is still being expanded into cannot be published yet (409)."""
+    if (busy := await archives.expanding(deps, caller.tenant_id, version_id)) is not None:
+        raise Conflict(f"an archive is still being expanded into this version (task {busy.id}): wait for it")
     async with deps.db.transaction() as session:
         found = await version_row(session, caller, dataset_id, version_id, lock=True)
         files = await version_files(session, version_id)
@@ -381,7 +341,8 @@ async def create_published_version(
         request_key=request_key,
     )
     rows = [
-        VersionFile(version_id=created.id, stats=(stats or {}).get(f.name), **f.model_dump()) for f in files
+        VersionFile(version_id=created.id, stats=(stats or {}).get(f.name), **f.model_dump(exclude_none=True))
+        for f in files
     ]
     session.add_all(rows)
     created.splits = splits or {}
@@ -400,10 +361,11 @@ async def create_published_version(
 async def published_version(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str
 ) -> tuple[Dataset, DatasetVersion, list[VersionFile]]:
-    """A readable (published or deprecated) version, for consumers such as training."""
+    """A readable (published or deprecated) version, for consumers such as training: the caller's
+    tenant's, or one shared with it through a grant checked on every call (a revoked grant: NotFound)."""
     async with deps.db.session() as session:
-        owner = await dataset_row(session, caller, dataset_id)
-        found = await version_row(session, caller, dataset_id, version_id)
+        access, found = await readable_version(session, caller, dataset_id, version_id)
+        owner = access.dataset
         files = await version_files(session, version_id)
     if found.state not in READABLE:
         raise Conflict(f"version {version_id!r} is {found.state!r}, not published")
@@ -425,12 +387,8 @@ async def publish_derived_version(
         if (done := await _by_request_key(session, caller.tenant_id, request_key)) is not None:
             return done
         await dataset_row(session, caller, request.dataset_id)
-        if request.parent_version_id is not None:
-            query = select(DatasetVersion).where(
-                DatasetVersion.id == request.parent_version_id, DatasetVersion.tenant == caller.tenant_id
-            )
-            if (await session.exec(query)).first() is None:
-                raise NotFound(f"parent version {request.parent_version_id!r} does not exist")
+        if request.parent_version_id is not None:  # the tenant's own, or shared with it for deriving
+            await derivable_version(session, caller, request.parent_version_id)
     if len({f.name for f in request.files}) != len(request.files):
         raise Unprocessable("two files have the same name")
     imported = [
@@ -485,11 +443,4 @@ async def _import_file(
         key
     ) != size:
         await deps.store.copy(object_key, key, size, source_bucket=bucket)
-    file = ManifestFile(
-        name=name,
-        object_key=key,
-        sha256=scanner.sha256,
-        size_bytes=scanner.size_bytes,
-        record_count=scanner.records,
-    )
-    return file, scanner.stats.to_json()
+    return formats.manifest_file(scanner, key), scanner.stats.to_json()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from forge_kit.settings import ServiceSettings
-from pydantic import Field
+from forge_kit.stack_env import env_file_path, read_env_file
+from pydantic import Field, SecretStr
+
+CONNECTIONS_KEY_ENV = "FORGE_DATASET_CONNECTIONS_KEY"
 
 
 class DatasetSettings(ServiceSettings):
@@ -35,6 +39,24 @@ class DatasetSettings(ServiceSettings):
     work_dir: Path | None = Field(
         default=None, description="Where background tasks spill to local disk (unset: the temp dir)."
     )
+    dataset_connections_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "The key connection secrets are sealed with (at least 16 characters; `forge stack up` writes "
+            "one to the env file). Unset: connections cannot be registered or used (503)."
+        ),
+    )
+    sql_import_timeout_s: float = Field(
+        default=3600.0, gt=0, description="The longest a SQL import's query may run (statement timeout)."
+    )
+
+    @classmethod
+    def for_service(cls, service: str, **overrides: object) -> ServiceSettings:
+        """The kit's settings plus the connections key from the stack env file (the environment wins)."""
+        if CONNECTIONS_KEY_ENV not in os.environ and "dataset_connections_key" not in overrides:
+            if written := read_env_file(env_file_path()).get(CONNECTIONS_KEY_ENV):
+                overrides["dataset_connections_key"] = written
+        return super().for_service(service, **overrides)
 
     @classmethod
     def from_service_settings(cls, settings: ServiceSettings) -> DatasetSettings:

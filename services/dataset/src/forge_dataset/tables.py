@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, UniqueConstraint
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -90,6 +90,9 @@ class VersionFile(SQLModel, table=True):
     sha256: str
     size_bytes: int
     record_count: int
+    format: str | None = None
+    """jsonl, csv or parquet for record files; None for media and other blobs."""
+    media_type: str = "application/octet-stream"
     stats: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     """What the scan saw (statistics.domain.FileStats); none for files scanned before it existed."""
     uploaded_at: datetime = _ts()
@@ -127,3 +130,81 @@ class DatasetTask(SQLModel, table=True):
     created_at: datetime = _ts()
     started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     updated_at: datetime = _ts()
+
+
+class SourceConnection(SQLModel, table=True):
+    """An object store or SQL database a user registered in their tenant, for imports to read from; its
+    secret (a secret key, a password) sealed by connections.crypto, never shown."""
+
+    __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("tenant", "name", name="connections_tenant_name"),)
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    name: str
+    kind: str
+    """s3, postgres or mysql."""
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    """Where it is and who connects (endpoint, region, bucket, access_key; host, port, database, username)."""
+    sealed_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_by: str | None = None
+    created_at: datetime = _ts()
+    verified_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class DatasetGrant(SQLModel, table=True):
+    """A dataset (or one version of it) shared with another tenant; kept when revoked (`revoked_at`)."""
+
+    __tablename__ = "dataset_grants"
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    """The owner tenant (the dataset's)."""
+    dataset_id: str = Field(index=True)
+    grantee_tenant: str = Field(index=True)
+    version_id: str | None = None
+    """The one version shared; None: every published version of the dataset, present and future."""
+    access: str = "read"
+    granted_by: str | None = None
+    granted_at: datetime = _ts()
+    revoked_by: str | None = None
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    revoke_reason: str | None = None
+
+
+class TenantClearance(SQLModel, table=True):
+    """The secrecy level of other tenants' data a tenant may be granted, set by a platform admin (a tenant
+    without a row is cleared up to `forge_kit.secrecy.DEFAULT_CLEARANCE`)."""
+
+    __tablename__ = "tenant_clearances"
+
+    tenant: str = Field(primary_key=True)
+    level: str
+    sequence: int = 0
+    set_by: str | None = None
+    set_at: datetime = _ts()
+
+
+class Upload(SQLModel, table=True):
+    """A resumable upload of one file of a draft version (an S3 multipart upload under the hood)."""
+
+    __tablename__ = "dataset_uploads"
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    dataset_id: str
+    version_id: str = Field(index=True)
+    name: str
+    object_key: str
+    s3_upload_id: str
+    part_bytes: int
+    size_bytes: int | None = None
+    """The size the client announced (checked on completion)."""
+    sha256: str | None = None
+    """The sha256 the client announced (checked on completion)."""
+    state: str = "open"
+    """open, completed, aborted or failed."""
+    error: str | None = None
+    created_by: str | None = None
+    created_at: datetime = _ts()
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from forge_contracts.activities.dataset import FILE_NAME_PATTERN
+from forge_contracts.activities.dataset import RECORD_FILE_PATTERN
 from forge_contracts.events.base import Id, ResourceRequest
 from forge_kit.types import (
     FiniteFloat,
@@ -21,7 +21,7 @@ from forge_kit.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-FileName = Annotated[str, StringConstraints(pattern=FILE_NAME_PATTERN)]
+FileName = Annotated[str, StringConstraints(pattern=RECORD_FILE_PATTERN)]
 """A file of a dataset version, by its name in the version's manifest (e.g. `train.jsonl`)."""
 MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")]
 ModuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")]

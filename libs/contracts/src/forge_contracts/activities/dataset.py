@@ -27,8 +27,14 @@ TASK_WORKFLOW = "DatasetTaskWorkflow"
 RUN_TASK = "dataset.run_task"
 END_TASK = "dataset.end_task"
 
-FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,122}\.jsonl$"
-"""What a file of a dataset version may be called (JSONL files only, for now)."""
+FILE_NAME_PATTERN = (
+    r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,122}/){0,15}[A-Za-z0-9][A-Za-z0-9._-]{0,122}\.[A-Za-z0-9]{1,10}$"
+)
+"""What a file of a dataset version may be called: a relative path of up to 16 segments (`images/cat/
+001.png`), each starting with a letter or digit (so no `..`, no hidden files), ending in an extension
+that says what it is (`.jsonl`, `.csv`, `.parquet`, `.png`, `.wav`, `.mp4`, ...)."""
+RECORD_FILE_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,122}/){0,15}[A-Za-z0-9][A-Za-z0-9._-]{0,122}\.jsonl$"
+"""A JSONL record file's name (what a training job reads, and what derived versions are made of)."""
 
 
 class DatasetVersionRef(BaseModel):
@@ -51,6 +57,10 @@ class ManifestFile(BaseModel):
     sha256: Sha256
     size_bytes: int = Field(ge=0)
     record_count: int = Field(ge=0)
+    format: Literal["jsonl", "csv", "parquet"] | None = Field(
+        default=None, description="The record format of a record file; absent for media and other blobs."
+    )
+    media_type: str | None = Field(default=None, description="e.g. `image/png`, `application/x-ndjson`.")
 
 
 class ResolvedVersion(BaseModel):
@@ -78,7 +88,7 @@ class DerivedFile(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str = Field(pattern=FILE_NAME_PATTERN, description="Its file name in the derived version.")
+    name: str = Field(pattern=RECORD_FILE_PATTERN, description="Its file name in the derived version.")
     object_key: str = Field(min_length=1, max_length=1024)
     bucket: str | None = Field(default=None, description="Default: the dataset service's bucket.")
 
@@ -144,6 +154,7 @@ __all__ = [
     "END_TASK",
     "FILE_NAME_PATTERN",
     "PUBLISH_DERIVED_VERSION",
+    "RECORD_FILE_PATTERN",
     "RESOLVE_VERSION",
     "RUN_TASK",
     "TASK_QUEUE",

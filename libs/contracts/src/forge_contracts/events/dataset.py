@@ -1,4 +1,4 @@
-"""Events of the dataset service: dataset versions, their aliases and dataset tasks (topic
+"""Events of the dataset service: dataset versions, their aliases, grants (sharing) and dataset tasks (topic
 `forge.dataset.events`)."""
 
 from __future__ import annotations
@@ -7,7 +7,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from forge_contracts.events.base import EntityEvent, Id, S3Uri, Sha256, Text, after, before, example
+from forge_contracts.events.base import (
+    EntityEvent,
+    Id,
+    S3Uri,
+    Sha256,
+    TenantId,
+    Text,
+    after,
+    before,
+    example,
+)
 
 _VERSION = {
     "tenant_id": "acme",
@@ -278,7 +288,82 @@ class DatasetAliasRemoved(DatasetAliasEvent):
     reason: Text | None = Field(default=None, description="Why.")
 
 
-DatasetTaskKind = Literal["import", "clean", "dedup", "split", "augment", "features", "convert", "diff"]
+GrantAccess = Literal["read", "read+derive"]
+"""What a dataset grant lets the grantee tenant do: read, or also derive versions of its own from it."""
+
+_GRANT = {
+    "tenant_id": "acme",
+    "occurred_at": "2025-03-03T08:00:00Z",
+    "actor": "alice",
+    "dataset_id": _VERSION["dataset_id"],
+    "grant_id": "01955d20-4a1b-7c2d-9e3f-405162738495",
+    "grantee_tenant": "globex",
+    "version_id": None,
+    "access": "read",
+    "secrecy": "internal",
+}
+
+
+class DatasetGrantEvent(EntityEvent):
+    """Fields of every grant event; the aggregate is the dataset (its grants and aliases in one order)."""
+
+    aggregate_field: ClassVar[str] = "dataset_id"
+
+    dataset_id: Id = Field(description="The dataset shared (the aggregate id, the Kafka key).")
+    grant_id: Id = Field(description="The grant.")
+    grantee_tenant: TenantId = Field(description="The tenant the dataset is shared with.")
+    version_id: Id | None = Field(default=None, description="The one version shared; none: every version.")
+    access: GrantAccess = Field(description="`read`, or `read+derive` (derived versions may name it parent).")
+
+
+class DatasetGrantCreated(DatasetGrantEvent):
+    """A dataset (or one published version of it) was shared with another tenant."""
+
+    event_type: ClassVar[str] = "forge.dataset.grant.created.v1"
+    model_config = example(_GRANT)
+
+    secrecy: Literal["public", "internal", "confidential"] = Field(
+        description="The dataset's secrecy level when it was shared (secret data is never shared)."
+    )
+
+
+class DatasetGrantRevoked(DatasetGrantEvent):
+    """A grant was revoked: the grantee's next read of the dataset is a 404."""
+
+    event_type: ClassVar[str] = "forge.dataset.grant.revoked.v1"
+    model_config = example(
+        {k: v for k, v in _GRANT.items() if k != "secrecy"} | {"reason": "the partnership ended"}
+    )
+
+    reason: Text | None = Field(default=None, description="Why.")
+
+
+class DatasetClearanceSet(EntityEvent):
+    """A platform admin set which secrecy level of other tenants' data a tenant may be granted; the
+    aggregate is that tenant (`tenant_id`)."""
+
+    event_type: ClassVar[str] = "forge.dataset.clearance.set.v1"
+    aggregate_field: ClassVar[str] = "tenant_id"
+    model_config = example(
+        {
+            "tenant_id": "globex",
+            "occurred_at": "2025-03-03T07:00:00Z",
+            "actor": "ada",
+            "level": "confidential",
+            "previous_level": "internal",
+        }
+    )
+
+    level: Literal["public", "internal", "confidential"] = Field(description="The clearance from now on.")
+    previous_level: Literal["public", "internal", "confidential"] = Field(
+        description="The clearance before (`internal` when none was set)."
+    )
+    reason: Text | None = Field(default=None, description="Why.")
+
+
+DatasetTaskKind = Literal[
+    "import", "expand", "clean", "dedup", "split", "augment", "features", "convert", "diff"
+]
 
 
 class DatasetTaskEvent(EntityEvent):
@@ -292,7 +377,7 @@ class DatasetTaskEvent(EntityEvent):
 
 
 class DatasetTaskCreated(DatasetTaskEvent):
-    """A dataset task (import, clean, dedup, split, augment, features, convert) was created."""
+    """A dataset task (import, expand, clean, dedup, split, augment, features, convert, diff) was created."""
 
     event_type: ClassVar[str] = "forge.dataset.task.created.v1"
     model_config = example(

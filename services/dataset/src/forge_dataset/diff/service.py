@@ -19,6 +19,7 @@ from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from forge_dataset import records
 from forge_dataset.deps import Deps
 from forge_dataset.diff import domain
 from forge_dataset.diff.schemas import Change, DiffRequest, FileChange
@@ -108,7 +109,8 @@ async def run_diff(ctx: TaskContext) -> TaskResult:
             for side, files in ((differ.base, base_files), (differ.version, new_files)):
                 for file in files:
                     side.start_file(file.name)
-                    async with contextlib.aclosing(ctx.deps.store.read(file.object_key)) as chunks:
+                    reading = records.jsonl_chunks(ctx.deps.store, file, ctx.deps.work_dir)
+                    async with contextlib.aclosing(reading) as chunks:
                         async for chunk in chunks:
                             await asyncio.to_thread(side.feed, chunk)
                             read += len(chunk)

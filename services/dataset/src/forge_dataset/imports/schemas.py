@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
 from forge_contracts.events.base import Sha256
 from forge_kit.types import NonNegativeInt64
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from forge_dataset.imports.s3 import S3Source
+from forge_dataset.imports.sql import SqlSource
 
 
 class LinkFile(BaseModel):
@@ -34,7 +37,33 @@ class LinkSource(BaseModel):
         return self
 
 
+class WebHdfsSource(BaseModel):
+    """The files under a path of an HDFS, read over WebHDFS as `user` (see docs/dataset.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["webhdfs"]
+    url: str = Field(
+        max_length=2000,
+        pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$",
+        description="The NameNode's HTTP address (WebHDFS), e.g. http://namenode:9870.",
+    )
+    path: str = Field(
+        max_length=4000, pattern=r"^/[^\x00-\x1f]*$", description="An absolute HDFS path: a folder or a file."
+    )
+    user: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$", description="Read as this HDFS user.")
+    include: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Only files whose path below `path` matches this glob (`*.jsonl`; `*` also crosses `/`).",
+    )
+
+
+ImportSource = Annotated[LinkSource | WebHdfsSource | S3Source | SqlSource, Field(discriminator="type")]
+"""Every source an import can read from, told apart by `type` (add a source's model here)."""
+
+
 class ImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: LinkSource = Field(description="Where the records come from.")
+    source: ImportSource = Field(description="Where the records come from.")

@@ -19,7 +19,7 @@ from forge_contracts.activities.dataset import ManifestFile
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, Unprocessable
 
-from forge_dataset import domain
+from forge_dataset import domain, formats, records
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
 from forge_dataset.rows import dataset_row, version_files, version_row
@@ -75,7 +75,7 @@ async def _stream(
         def feed(chunk: bytes, lines: Lines = lines) -> None:
             handle(lines.feed(chunk))
 
-        async with contextlib.aclosing(deps.store.read(file.object_key)) as chunks:
+        async with contextlib.aclosing(records.jsonl_chunks(deps.store, file, deps.work_dir)) as chunks:
             async for chunk in chunks:
                 await asyncio.to_thread(feed, chunk)
                 await after_chunk(len(chunk))
@@ -160,10 +160,4 @@ async def _upload(deps: Deps, tenant: str, path: Path, scanner: domain.JsonlScan
     key = domain.blob_key(tenant, scanner.sha256)
     if await deps.store.size(key) != scanner.size_bytes:
         await deps.store.put_file(key, path)
-    return ManifestFile(
-        name=scanner.file,
-        object_key=key,
-        sha256=scanner.sha256,
-        size_bytes=scanner.size_bytes,
-        record_count=scanner.records,
-    )
+    return formats.manifest_file(scanner, key)

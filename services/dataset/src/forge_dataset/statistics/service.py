@@ -11,7 +11,7 @@ from forge_kit.auth import Principal
 
 from forge_dataset import domain
 from forge_dataset.deps import Deps
-from forge_dataset.rows import version_files, version_row
+from forge_dataset.rows import readable_version, version_files
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.tables import DatasetVersion, VersionFile
 
@@ -30,7 +30,7 @@ async def version_stats(
 ) -> tuple[DatasetVersion, list[tuple[VersionFile, FileStats]], FileStats]:
     """The version, each file with its statistics, and the version's (all files merged)."""
     async with deps.db.session() as session:
-        found = await version_row(session, caller, dataset_id, version_id)
+        _, found = await readable_version(session, caller, dataset_id, version_id)
         files = await version_files(session, version_id)
     missing = {f.name: await _scanned(deps, f) for f in files if f.stats is None}
     if missing:

@@ -1,0 +1,1 @@
+"""Archives (zip, tar, tar.gz) uploaded to be expanded into a draft version."""
