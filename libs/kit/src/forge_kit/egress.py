@@ -64,7 +64,11 @@ def _allowed(address: str, allowed: Sequence[Network]) -> bool:
 
 async def check_url(url: str, allowed_networks: Sequence[str] = ()) -> Target:
     """Where `url` may be fetched from, or EgressRefused saying why not."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+    except ValueError as error:
+        raise EgressRefused(f"the URL cannot be parsed ({error})") from None
     if parts.scheme not in ("http", "https"):
         raise EgressRefused(f"only http and https URLs can be fetched, not {parts.scheme or 'none'!r}")
     if not parts.hostname:
@@ -76,6 +80,8 @@ async def check_url(url: str, allowed_networks: Sequence[str] = ()) -> Target:
         found = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise EgressFailed(f"the host {parts.hostname!r} cannot be resolved ({error.strerror})") from None
+    except (UnicodeError, ValueError):  # an over-long or malformed label (IDNA), a NUL ...
+        raise EgressRefused("the URL's host is not a valid host name") from None
     addresses = sorted({str(info[4][0]) for info in found})
     allowed = networks(allowed_networks)
     refused = [a for a in addresses if not _allowed(a, allowed)]

@@ -32,14 +32,17 @@ async def version_stats(
     async with deps.db.session() as session:
         _, found = await readable_version(session, caller, dataset_id, version_id)
         files = await version_files(session, version_id)
-    missing = {f.name: await _scanned(deps, f) for f in files if f.stats is None}
+    missing = {f.name: await _scanned(deps, f) for f in files if f.stats is None and f.format == "jsonl"}
     if missing:
         async with deps.db.transaction() as session:
             for file in files:
                 if file.name in missing:
                     file.stats = missing[file.name]
                     session.add(await session.merge(file))
-    per_file = [(f, FileStats.from_json(f.stats or missing[f.name])) for f in files]
+    # Media and other blobs hold no records: empty statistics.
+    per_file = [
+        (f, FileStats.from_json(f.stats or missing.get(f.name) or FileStats().to_json())) for f in files
+    ]
     merged = FileStats()
     for _, stats in per_file:
         merged.merge(stats)
