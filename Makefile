@@ -34,6 +34,7 @@ bench: bootstrap
 	$(UV) forge stack up
 	$(UV) python bench/event_throughput.py --write
 	$(UV) python bench/gateway_overhead.py --write
+	$(UV) python bench/dataset_ingest.py --write
 
 schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catalogue, from libs/contracts
 	$(UV) python -m forge_contracts.generate

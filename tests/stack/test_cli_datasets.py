@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
-from forge_cli.services import Platform
+from forge_cli.services import Platform, ServiceProcess
 from forge_cli.stack import Stack
-from forge_kit.stack_env import read_env_file
+from forge_kit.stack_env import load_stack_settings, read_env_file
 
 from tests.identity import as_user
 
@@ -113,3 +118,145 @@ def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(
     assert refused.returncode == 1 and "version 'golden'" in refused.stdout
     loopback = _forge("datasets", "import", dataset_id, "http://127.0.0.1:9/x.jsonl", env=env)
     assert loopback.returncode == 1 and "422" in loopback.stdout and "not a public address" in loopback.stdout
+
+
+@pytest.fixture
+def importing(
+    stack: Stack, signed_in: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """A dataset service of the test's own, allowed to import from loopback (the stack's MinIO, as an
+    admin allows a lab mirror), with the CLI pointed at it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    name = f"cli-imports-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("FORGE_DATASET_PORT", str(port))
+    monkeypatch.setenv("FORGE_TASK_QUEUE", f"forge-dataset-{name}")
+    monkeypatch.setenv("FORGE_IMPORT_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+    service = ServiceProcess(stack, "dataset", instance=name)
+    service.prepare()
+    service.launch()
+    try:
+        deadline = time.monotonic() + 90
+        while not service.healthy():
+            assert service.running() and time.monotonic() < deadline, service.log_path.read_text()[-3000:]
+            time.sleep(0.3)
+        yield {**signed_in, "FORGE_DATASET_URL": service.endpoints()["http"]}
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def source_bucket(stack: Stack) -> Iterator[tuple[Any, str]]:
+    settings = load_stack_settings(stack.env_file)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        region_name=settings.s3_region,
+    )
+    bucket = f"cli-src-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    try:
+        yield s3, bucket
+    finally:
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+def test_a_user_registers_an_s3_connection_and_imports_from_it_from_the_cli(
+    importing: dict[str, str], source_bucket: tuple[Any, str], stack: Stack
+) -> None:
+    s3, bucket = source_bucket
+    rows = "".join(json.dumps({"id": i, "text": f"row {i}"}) + "\n" for i in range(120))
+    s3.put_object(Bucket=bucket, Key="corpus/train.jsonl", Body=rows.encode())
+    s3.put_object(Bucket=bucket, Key="corpus/notes.md", Body=b"# not records")
+    settings = load_stack_settings(stack.env_file)
+    secret = settings.s3_secret_key.get_secret_value()
+    name = f"lake-{uuid.uuid4().hex[:6]}"
+    s3_options = [
+        "--kind",
+        "s3",
+        "--endpoint",
+        settings.s3_endpoint,
+        "--bucket",
+        bucket,
+        "--region",
+        settings.s3_region,
+        "--access-key",
+        settings.s3_access_key,
+    ]
+    env = importing
+
+    wrong = _forge(
+        "datasets",
+        "connections",
+        "add",
+        f"{name}-bad",
+        *s3_options,
+        env={**env, "FORGE_CONNECTION_SECRET": "nope"},
+    )
+    assert wrong.returncode == 1 and "422" in wrong.stdout, wrong.stdout + wrong.stderr
+    added = _forge(
+        "datasets", "connections", "add", name, *s3_options, env={**env, "FORGE_CONNECTION_SECRET": secret}
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    listed = _forge("datasets", "connections", "list", env=env)
+    assert name in listed.stdout and f"{name}-bad" not in listed.stdout
+    assert secret not in listed.stdout and " set " in listed.stdout
+
+    dataset_id = _forge("datasets", "create", f"cli-s3-{uuid.uuid4().hex[:8]}", env=env).stdout.strip()
+    imported = _forge(
+        "datasets", "import", dataset_id, "--s3", name, "--prefix", "corpus/", "--include", "*.jsonl", env=env
+    )
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "importing" in imported.stdout and "100.0%" in imported.stdout  # the task's progress bar
+    assert "published: 120 records, 1 files" in imported.stdout
+    version = json.loads(_forge("datasets", "versions", dataset_id, "--json", env=env).stdout)[0]
+    assert version["source"] == "s3"
+
+    two_sources = _forge(
+        "datasets", "import", dataset_id, "--s3", name, "https://example.org/a.jsonl", env=env
+    )
+    assert two_sources.returncode == 1 and "name one source" in two_sources.stdout
+    removed = _forge("datasets", "connections", "rm", name, env=env)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    gone = _forge("datasets", "import", dataset_id, "--s3", name, env=env)
+    assert gone.returncode == 1 and f"connection {name!r} does not exist" in gone.stdout
+
+
+def test_a_user_uploads_media_and_an_archive_expanded_then_shares_the_dataset_from_the_cli(
+    signed_in: dict[str, str], tmp_path: Path
+) -> None:
+    env = signed_in
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("a/one.txt", "one")
+        zipped.writestr("a/two.txt", "two")
+        zipped.writestr("__MACOSX/._one.txt", "junk")
+    dataset_id = _forge(
+        "datasets", "create", f"cli-media-{uuid.uuid4().hex[:8]}", "--modality", "image", env=env
+    )
+    dataset_id = dataset_id.stdout.strip()
+
+    uploaded = _forge(
+        "datasets", "upload", dataset_id, str(image), str(archive), "--expand", "--prefix", "extra", env=env
+    )
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    assert "expanding more.zip" in uploaded.stdout and "published: 0 records, 3 files" in uploaded.stdout
+    assert "cat.png" in uploaded.stdout  # the upload's progress bar
+
+    shared = _forge("datasets", "share", dataset_id, "--to", "globex", env=env)
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    grant_id = shared.stdout.strip()
+    grants = _forge("datasets", "grants", dataset_id, "--json", env=env)
+    assert [(g["id"], g["grantee_tenant"], g["access"]) for g in json.loads(grants.stdout)] == [
+        (grant_id, "globex", "read")
+    ]
+    revoked = _forge("datasets", "revoke", dataset_id, grant_id, "--reason", "test over", env=env)
+    assert revoked.returncode == 0 and f"grant {grant_id} revoked" in revoked.stdout
+    assert json.loads(_forge("datasets", "grants", dataset_id, "--json", env=env).stdout) == []

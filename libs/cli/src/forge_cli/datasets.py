@@ -39,8 +39,8 @@ TenantOption = typer.Option(
     None, "--tenant", envvar="FORGE_TENANT", help="Act in this tenant (if in several)."
 )
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
-UrlsArgument = typer.Argument(..., help="http(s) URLs of .jsonl files (the name is the URL's last part).")
-FilesArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="JSONL files.")
+UrlsArgument = typer.Argument(None, help="http(s) URLs of files (each named by the URL's last part).")
+FilesArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Files of any kind.")
 
 
 class CliError(RuntimeError):
@@ -196,13 +196,20 @@ def upload(
     dataset_id: str,
     files: list[Path] = FilesArgument,
     publish: bool = typer.Option(True, help="Publish the version once every file is up."),
+    expand: bool = typer.Option(
+        False, "--expand", help="Expand archives (.zip, .tar, .tar.gz) into their files (a task)."
+    ),
+    prefix: str = typer.Option("", help="With --expand: put the archive's files under this folder."),
     tenant: str = TenantOption,
 ) -> None:
-    """Upload JSONL files as a new version (streamed, with a progress bar) and publish it."""
+    """Upload files of any kind (JSONL, CSV, Parquet, images, audio, video, archives) as a new version,
+    streamed with a progress bar, and publish it."""
 
     def command() -> None:
         http, session = _client(tenant)
         version = _check(http.post(f"/datasets/{dataset_id}/versions", headers=session))
+        base = f"/datasets/{dataset_id}/versions/{version['id']}/files"
+        expanding: list[dict[str, Any]] = []
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -213,49 +220,122 @@ def upload(
         ) as progress:
             for path in files:
                 shown = progress.add_task(path.name, total=path.stat().st_size)
-                _check(
+                params = {"expand": "true", "prefix": prefix} if expand and _is_archive(path) else None
+                answer = _check(
                     http.put(
-                        f"/datasets/{dataset_id}/versions/{version['id']}/files/{path.name}",
+                        f"{base}/{path.name}",
+                        params=params,
                         content=_chunks(path, progress, shown),
                         headers=session,
                         timeout=None,
                     )
                 )
+                if params is not None:
+                    expanding.append(answer)
+        for task in expanding:
+            _follow(http, session, dataset_id, task, f"expanding {task['parameters']['archive']}")
         if publish:
             version = _check(
                 http.post(f"/datasets/{dataset_id}/versions/{version['id']}/publish", headers=session)
             )
-        console.print(
-            f"version {version['number']} [bold]{version['id']}[/] {version['state']}: "
-            f"{version['item_count']} records, {version['size_bytes']} bytes",
-            highlight=False,
-        )
+        else:
+            version = _check(http.get(f"/datasets/{dataset_id}/versions/{version['id']}", headers=session))
+        _print_version(version)
 
     _run(command)
 
 
+def _is_archive(path: Path) -> bool:
+    return path.name.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz"))
+
+
+def _print_version(version: dict[str, Any]) -> None:
+    console.print(
+        f"version {version['number']} [bold]{version['id']}[/] {version['state']}: "
+        f"{version['item_count']} records, {len(version.get('files') or [])} files, "
+        f"{version['size_bytes']} bytes",
+        highlight=False,
+    )
+
+
+def _connection_id(http: httpx.Client, session: auth.SignedIn, ref: str) -> str:
+    """A connection id from its id or its name."""
+    for found in _check(http.get("/connections", headers=session)):
+        if ref in (found["id"], found["name"]):
+            return str(found["id"])
+    raise CliError(f"connection {ref!r} does not exist (`forge datasets connections list`)")
+
+
+def _source(
+    http: httpx.Client,
+    session: auth.SignedIn,
+    urls: list[str],
+    s3: str | None,
+    sql: str | None,
+    hdfs: str | None,
+    prefix: str,
+    include: str | None,
+    query: str | None,
+    shard_rows: int | None,
+    hdfs_path: str | None,
+    hdfs_user: str,
+) -> dict[str, Any]:
+    chosen = [
+        name for name, given in (("URLs", urls), ("--s3", s3), ("--sql", sql), ("--hdfs", hdfs)) if given
+    ]
+    if len(chosen) != 1:
+        raise CliError("name one source: http(s) URLs, --s3 CONNECTION, --sql CONNECTION or --hdfs URL")
+    if s3:
+        source: dict[str, Any] = {"type": "s3", "connection_id": _connection_id(http, session, s3)}
+        source["prefix"] = prefix
+        if include:
+            source["include"] = include
+        return source
+    if sql:
+        if not query:
+            raise CliError("--sql needs --query 'SELECT ...'")
+        source = {"type": "sql", "connection_id": _connection_id(http, session, sql), "query": query}
+        if shard_rows:
+            source["shard_rows"] = shard_rows
+        return source
+    if hdfs:
+        if not hdfs_path:
+            raise CliError("--hdfs needs --path /folder/or/file")
+        source = {"type": "webhdfs", "url": hdfs, "path": hdfs_path, "user": hdfs_user}
+        if include:
+            source["include"] = include
+        return source
+    files = [{"url": url, "name": url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]} for url in urls]
+    return {"type": "link", "files": files}
+
+
 @app.command("import")
-def import_links(
+def import_data(
     dataset_id: str,
     urls: list[str] = UrlsArgument,
+    s3: str = typer.Option(None, "--s3", help="Import the objects of this S3 connection (id or name)."),
+    sql: str = typer.Option(None, "--sql", help="Import a query's rows from this SQL connection."),
+    hdfs: str = typer.Option(None, "--hdfs", help="Import from this WebHDFS address (http://namenode:9870)."),
+    prefix: str = typer.Option("", help="--s3: only keys under this prefix."),
+    include: str = typer.Option(None, help="--s3/--hdfs: only names matching this glob (`*.jsonl`)."),
+    query: str = typer.Option(None, help="--sql: one SELECT statement."),
+    shard_rows: int = typer.Option(None, help="--sql: rows per Parquet shard."),
+    path: str = typer.Option(None, "--path", help="--hdfs: the folder or file to import."),
+    user: str = typer.Option("forge", "--user", help="--hdfs: read as this HDFS user."),
     tenant: str = TenantOption,
 ) -> None:
-    """Import JSONL files from http(s) links into a new published version (a background task)."""
+    """Import files from http(s) links, an S3 bucket, a SQL query or HDFS into a new published version
+    (a background task, followed with a progress bar)."""
 
     def command() -> None:
         http, session = _client(tenant)
-        files = [{"url": url, "name": url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]} for url in urls]
-        body = {"source": {"type": "link", "files": files}}
-        task = _check(http.post(f"/datasets/{dataset_id}/imports", json=body, headers=session))
+        source = _source(http, session, urls, s3, sql, hdfs, prefix, include, query, shard_rows, path, user)
+        task = _check(http.post(f"/datasets/{dataset_id}/imports", json={"source": source}, headers=session))
         done = _follow(http, session, dataset_id, task, "importing")
         version = _check(
             http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
         )
-        console.print(
-            f"version {version['number']} [bold]{version['id']}[/] {version['state']}: "
-            f"{version['item_count']} records, {version['size_bytes']} bytes",
-            highlight=False,
-        )
+        _print_version(version)
 
     _run(command)
 
@@ -530,5 +610,104 @@ def shared(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
                 scope,
             )
         console.print(table)
+
+    _run(command)
+
+
+connections_app = typer.Typer(
+    help="Connections to your own S3 buckets and SQL databases, for imports (secrets are never shown).",
+    no_args_is_help=True,
+)
+app.add_typer(connections_app, name="connections")
+SecretOption = typer.Option(
+    ...,
+    prompt=True,
+    hide_input=True,
+    envvar="FORGE_CONNECTION_SECRET",
+    help="The S3 secret key or the SQL password (asked for unless FORGE_CONNECTION_SECRET is set).",
+)
+
+
+@connections_app.command("add")
+def add_connection(
+    name: str,
+    kind: str = typer.Option(..., "--kind", help="s3, postgres or mysql."),
+    endpoint: str = typer.Option(None, help="s3: the endpoint URL."),
+    bucket: str = typer.Option(None, help="s3: the bucket."),
+    region: str = typer.Option(None, help="s3: the region."),
+    access_key: str = typer.Option(None, "--access-key", help="s3: the access key id."),
+    host: str = typer.Option(None, help="postgres/mysql: the host."),
+    port: int = typer.Option(None, help="postgres/mysql: the port (default per kind)."),
+    database: str = typer.Option(None, help="postgres/mysql: the database."),
+    username: str = typer.Option(None, help="postgres/mysql: the user."),
+    secret: str = SecretOption,
+    tenant: str = TenantOption,
+) -> None:
+    """Register a connection (the service connects with it first); prints its id."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        fields = {
+            "endpoint": endpoint,
+            "bucket": bucket,
+            "region": region,
+            "access_key": access_key,
+            "host": host,
+            "port": port,
+            "database": database,
+            "username": username,
+        }
+        body = {
+            "name": name,
+            "kind": kind,
+            "secret": secret,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        created = _check(http.post("/connections", json=body, headers=session))
+        console.print(created["id"])
+
+    _run(command)
+
+
+@connections_app.command("list")
+def list_connections(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
+    """Your tenant's connections (without their secrets)."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        found = _check(http.get("/connections", headers=session))
+        if json_output:
+            _print(found)
+            return
+        table = Table("id", "name", "kind", "where", "user / key", "secret", "verified")
+        for c in found:
+            where = (
+                f"{c['endpoint']} {c['bucket']}"
+                if c["kind"] == "s3"
+                else f"{c['host']}:{c['port']}/{c['database']}"
+            )
+            table.add_row(
+                c["id"],
+                c["name"],
+                c["kind"],
+                where,
+                c.get("access_key") or c.get("username") or "-",
+                "set" if c["secret_set"] else "-",
+                c["verified_at"] or "-",
+            )
+        console.print(table)
+
+    _run(command)
+
+
+@connections_app.command("rm")
+def remove_connection(connection: str, tenant: str = TenantOption) -> None:
+    """Remove a connection (by id or name) and its secret."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        found = _connection_id(http, session, connection)
+        _check(http.delete(f"/connections/{found}", headers=session))
+        console.print(f"connection {connection} removed")
 
     _run(command)

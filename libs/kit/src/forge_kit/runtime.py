@@ -165,7 +165,7 @@ class ServiceRuntime:
     async def _temporal_ready(self) -> None:
         if self.temporal is None:
             raise ConnectionError("temporal client not connected yet")
-        await asyncio.wait_for(ping(self.temporal), 5)
+        await asyncio.wait_for(ping(self.temporal, timeout_s=5), 6)
 
     def http_app(self, routers: Sequence[APIRouter] = ()) -> FastAPI:
         """The service's HTTP app; its lifespan runs the whole service."""

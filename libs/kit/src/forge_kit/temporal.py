@@ -4,6 +4,7 @@ worker on a service's task queue, and to replay recorded workflow histories agai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -12,9 +13,12 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, Worker
 
 from forge_kit.observability import configure
+
+PING_RETRY_S = 0.25
 
 
 def task_queue(service: str) -> str:
@@ -68,7 +72,26 @@ def idempotency_key() -> str:
     return f"{info.workflow_run_id}-{info.activity_id}"
 
 
-async def ping(client: Client) -> None:
-    """Raise if the Temporal frontend is not serving."""
-    if not await client.service_client.check_health():
-        raise ConnectionError("temporal frontend is not serving")
+TRANSIENT = frozenset({RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+"""Answers a busy or just-restarted frontend gives to one call: asked again, it serves."""
+
+
+async def ping(client: Client, timeout_s: float = 5.0) -> None:
+    """Raise if the Temporal frontend is not serving within `timeout_s`. A transient answer (`TRANSIENT`:
+    the frontend cancelled the call under load, or the connection is being re-established) is asked again
+    until the deadline, so one unlucky call does not mark a serving service not ready."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        left = deadline - loop.time()
+        try:
+            if await client.service_client.check_health(timeout=timedelta(seconds=max(left, 0.1))):
+                return
+            failure: Exception = ConnectionError("temporal frontend is not serving")
+        except RPCError as error:
+            if error.status not in TRANSIENT:
+                raise
+            failure = error
+        if loop.time() + PING_RETRY_S >= deadline:
+            raise failure
+        await asyncio.sleep(PING_RETRY_S)

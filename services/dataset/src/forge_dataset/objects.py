@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ class ObjectStore:
     def __init__(self, settings: DatasetSettings) -> None:
         self.bucket = settings.dataset_bucket
         self.part_bytes = settings.upload_part_bytes
+        self.parts_in_flight = settings.upload_parts_in_flight
         self._settings = settings
         self._session = aioboto3.Session()
         self._bucket_ready = False
@@ -69,37 +71,68 @@ class ObjectStore:
         on_part: Callable[[bytes], Awaitable[None]],
         on_end: Callable[[], Awaitable[None]],
     ) -> None:
-        """Multipart-upload `chunks` to `key` in parts of `part_bytes` (the last may be smaller), holding
-        one part in memory. `on_part` sees each part before it is uploaded and `on_end` runs before the
-        upload completes; if either (or anything else) raises, the upload is aborted: nothing is written."""
+        """Multipart-upload `chunks` to `key` in parts of `part_bytes` (the last may be smaller). `on_part`
+        sees each part, in order, before it is sent and `on_end` runs before the upload completes; if
+        either (or anything else) raises, the upload is aborted: nothing is written.
+
+        Up to `parts_in_flight` parts are sent while the next one is read and checked, so reading the
+        source and writing to S3 overlap (one after the other they would add up): memory is bounded by
+        `parts_in_flight + 1` parts."""
         await self.ensure_bucket()
         async with self.client() as s3:
             upload = await s3.create_multipart_upload(Bucket=self.bucket, Key=key)
             upload_id = upload["UploadId"]
-            parts: list[dict[str, Any]] = []
+            etags: dict[int, str] = {}
+            sending: set[asyncio.Task[None]] = set()
 
-            async def send(part: bytes) -> None:
-                await on_part(part)
-                number = len(parts) + 1
+            async def send(number: int, part: bytes) -> None:
                 sent = await s3.upload_part(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
                 )
-                parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+                etags[number] = sent["ETag"]
+
+            async def settle(wait: int) -> None:
+                """Wait until at most `wait` parts are in flight; a failed part raises."""
+                while len(sending) > wait:
+                    done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    sending.difference_update(done)
+                    for task in done:
+                        task.result()
+
+            numbers = itertools.count(1)
+
+            async def submit(part: bytes) -> None:
+                await on_part(part)
+                await settle(self.parts_in_flight - 1)
+                sending.add(asyncio.create_task(send(next(numbers), part)))
 
             try:
-                buffer = bytearray()
+                held: list[bytes] = []
+                size = 0
                 async for chunk in chunks:
-                    buffer += chunk
-                    while len(buffer) >= self.part_bytes:
-                        await send(bytes(buffer[: self.part_bytes]))
-                        del buffer[: self.part_bytes]
-                if buffer or not parts:
-                    await send(bytes(buffer))
+                    held.append(chunk)
+                    size += len(chunk)
+                    if size >= self.part_bytes:
+                        data = b"".join(held)
+                        offset = 0
+                        while len(data) - offset >= self.part_bytes:
+                            await submit(data[offset : offset + self.part_bytes])
+                            offset += self.part_bytes
+                        held = [data[offset:]] if offset < len(data) else []
+                        size = len(data) - offset
+                        del data
+                if size or not (etags or sending):
+                    await submit(b"".join(held))
+                await settle(0)
                 await on_end()
+                parts = [{"PartNumber": number, "ETag": etags[number]} for number in sorted(etags)]
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
                 )
             except BaseException:
+                for task in sending:
+                    task.cancel()
+                await asyncio.gather(*sending, return_exceptions=True)
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
                 raise
 

@@ -25,6 +25,12 @@ class DatasetSettings(ServiceSettings):
     upload_part_bytes: int = Field(
         default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart upload part size (S3: ≥ 5 MiB)."
     )
+    upload_parts_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Parts of one upload sent to S3 at once while the next is read (holds that many + 1).",
+    )
 
     import_allowed_networks: list[str] = Field(
         default_factory=list,
