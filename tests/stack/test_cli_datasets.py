@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from forge_cli.services import Platform, ServiceProcess
 from forge_cli.stack import Stack
 from forge_kit.stack_env import load_stack_settings, read_env_file
 
+from tests.harness import free_port
 from tests.identity import as_user
 
 
@@ -126,9 +126,7 @@ def importing(
 ) -> Iterator[dict[str, str]]:
     """A dataset service of the test's own, allowed to import from loopback (the stack's MinIO, as an
     admin allows a lab mirror), with the CLI pointed at it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     name = f"cli-imports-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("FORGE_DATASET_PORT", str(port))
     monkeypatch.setenv("FORGE_TASK_QUEUE", f"forge-dataset-{name}")
