@@ -85,6 +85,7 @@ async def test_a_users_alias_names_a_published_version_of_the_same_dataset_only(
     to_draft = await _point(svc, dataset_id, "golden", draft)
     to_other_dataset = await _point(svc, dataset_id, "golden", elsewhere)
     bad_name = await _point(svc, dataset_id, "Not An Alias", v1)
+    id_shaped = await _point(svc, dataset_id, "abcdef01-2345-4789-8abc-def012345678", v1)
     deprecated = await svc.http.post(f"/datasets/{dataset_id}/versions/{v1}/deprecate", headers=ACME)
     to_deprecated = await _point(svc, dataset_id, "eval", v1)
 
@@ -92,6 +93,7 @@ async def test_a_users_alias_names_a_published_version_of_the_same_dataset_only(
     assert to_draft.status_code == 409 and "published" in to_draft.json()["detail"]
     assert to_other_dataset.status_code == 404
     assert bad_name.status_code == 422
+    assert id_shaped.status_code == 422 and "version id" in id_shaped.json()["detail"]
     assert deprecated.status_code == 200 and to_deprecated.status_code == 409
     names = [a["name"] for a in (await svc.http.get(f"/datasets/{dataset_id}/aliases", headers=ACME)).json()]
     assert names == ["golden", "latest"]

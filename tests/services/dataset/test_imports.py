@@ -21,7 +21,9 @@ from tests.services.dataset.test_dataset_service import ACME, create_dataset, js
 from tests.services.dataset.test_splits import split_done
 
 RECORDS = jsonl([{"id": i, "text": f"line {i}"} for i in range(2000)])
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 PAGES: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
+    "/cat.png": (200, "image/png", PNG, {}),
     "/train.jsonl": (200, "application/x-ndjson", RECORDS, {}),
     "/login": (200, "text/html; charset=utf-8", b"<html>sign in</html>", {}),
     "/broken.jsonl": (200, "text/plain", b'{"id": 1}\n{"id": \n', {}),
@@ -30,8 +32,39 @@ PAGES: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
 }
 
 
+ETAG = '"records-v1"'
+RANGES_ASKED: list[str] = []
+"""The Range headers the flaky server was asked for."""
+
+
 class _Files(BaseHTTPRequestHandler):
+    def _breaking_off(self, *, ranges: bool) -> None:
+        """RECORDS, but the connection drops halfway through any answer that starts at byte 0; with
+        `ranges` the server takes `Range` (guarded by `If-Range`) and sends the rest in one piece."""
+        asked = self.headers.get("range")
+        if ranges and asked and self.headers.get("if-range") == ETAG:
+            RANGES_ASKED.append(asked)
+            first = int(asked.removeprefix("bytes=").rstrip("-"))
+            self.send_response(206)
+            self.send_header("content-range", f"bytes {first}-{len(RECORDS) - 1}/{len(RECORDS)}")
+            self.send_header("content-length", str(len(RECORDS) - first))
+            body = RECORDS[first:]
+        else:
+            self.send_response(200)
+            self.send_header("content-length", str(len(RECORDS)))
+            body = RECORDS[: len(RECORDS) // 2]
+        self.send_header("content-type", "application/x-ndjson")
+        if ranges:
+            self.send_header("accept-ranges", "bytes")
+            self.send_header("etag", ETAG)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True
+
     def do_GET(self) -> None:
+        if self.path in ("/flaky.jsonl", "/flaky-no-ranges.jsonl"):
+            return self._breaking_off(ranges=self.path == "/flaky.jsonl")
         status, kind, body, headers = PAGES.get(self.path, (404, "text/plain", b"not found", {}))
         self.send_response(status)
         self.send_header("content-type", kind)
@@ -112,9 +145,47 @@ async def test_a_link_import_publishes_a_checked_version_following_redirects(
     assert await _staging_left(svc) == []
 
 
+async def test_a_download_that_breaks_off_is_resumed_with_a_range_request(
+    dataset_service: DatasetService, server: str
+) -> None:
+    svc = dataset_service
+    dataset_id = await create_dataset(svc, name=f"ds-{uuid.uuid4().hex[:8]}")
+    RANGES_ASKED.clear()
+    digest = hashlib.sha256(RECORDS).hexdigest()
+
+    started = await _import(
+        svc, dataset_id, [{"url": f"{server}/flaky.jsonl", "name": "t.jsonl", "sha256": digest}]
+    )
+    done = await split_done(svc, dataset_id, started.json()["id"])
+
+    assert done["state"] == "succeeded" and done["attempt"] == 1, done
+    assert done["stats"]["records"] == 2000
+    assert RANGES_ASKED == [f"bytes={len(RECORDS) // 2}-"]
+
+
+async def test_a_link_import_takes_media_served_as_their_kind(
+    dataset_service: DatasetService, server: str
+) -> None:
+    svc = dataset_service
+    dataset_id = await create_dataset(svc, name=f"ds-{uuid.uuid4().hex[:8]}")
+
+    started = await _import(svc, dataset_id, [{"url": f"{server}/cat.png", "name": "images/cat.png"}])
+    done = await split_done(svc, dataset_id, started.json()["id"])
+
+    assert done["state"] == "succeeded", done
+    version = (
+        await svc.http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=ACME)
+    ).json()
+    assert [(f["name"], f["sha256"]) for f in version["files"]] == [
+        ("images/cat.png", hashlib.sha256(PNG).hexdigest())
+    ]
+
+
 @pytest.mark.parametrize(
     ("file", "reason"),
     [
+        ({"url": "/flaky-no-ranges.jsonl"}, "the download broke off after"),
+        ({"url": "/login", "name": "cat.png"}, "served as 'text/html', not as image/png"),
         ({"url": "/train.jsonl", "sha256": "0" * 64}, "the sha256 is"),
         ({"url": "/train.jsonl", "size_bytes": 10}, "the server announces"),
         ({"url": "/login"}, "served as 'text/html', not as JSONL"),
@@ -122,7 +193,16 @@ async def test_a_link_import_publishes_a_checked_version_following_redirects(
         ({"url": "/nothing-here"}, "answered 404"),
         ({"url": "/to-metadata"}, "169.254.169.254: not a public address"),
     ],
-    ids=["checksum", "size", "html", "bad-jsonl", "missing", "redirect-to-metadata"],
+    ids=[
+        "no-ranges",
+        "html-image",
+        "checksum",
+        "size",
+        "html",
+        "bad-jsonl",
+        "missing",
+        "redirect-to-metadata",
+    ],
 )
 async def test_a_failed_link_import_says_why_and_leaves_no_version(
     dataset_service: DatasetService, server: str, file: dict[str, Any], reason: str
@@ -130,7 +210,7 @@ async def test_a_failed_link_import_says_why_and_leaves_no_version(
     svc = dataset_service
     dataset_id = await create_dataset(svc, name=f"ds-{uuid.uuid4().hex[:8]}")
 
-    started = await _import(svc, dataset_id, [{**file, "url": server + file["url"], "name": "x.jsonl"}])
+    started = await _import(svc, dataset_id, [{"name": "x.jsonl", **file, "url": server + file["url"]}])
 
     assert started.status_code == 202, started.text
     done = await split_done(svc, dataset_id, started.json()["id"])

@@ -344,3 +344,31 @@ async def test_a_restarted_run_resumes_from_the_last_uploaded_checkpoint(
         f"/training-jobs/{job.id}/metrics", params={"name": "train_loss"}, headers=ACME
     )
     assert [p["step"] for p in metrics.json()["series"][0]["points"]] == list(range(1, 13))
+
+
+async def test_a_job_names_its_dataset_version_by_alias_and_records_the_version_the_alias_named(
+    training: TrainingService, inputs: Inputs
+) -> None:
+    data = inputs.data
+    golden = await inputs.catalogue.dataset.put(
+        f"/datasets/{data.dataset_id}/aliases/golden", json={"version_id": data.version_id}, headers=ACME
+    )
+    assert golden.status_code == 200, golden.text
+    long_run = {"max_steps": 20000, "eval_every_steps": None}
+
+    for alias in ("latest", "golden"):
+        created = await training.create(
+            job_body(inputs, dataset={"version_id": alias}, hyperparameters=long_run)
+        )
+        assert created["dataset_version_id"] == data.version_id, alias  # the id, not the name
+        stopped = await training.http.post(f"/training-jobs/{created['id']}/cancel", json={}, headers=ACME)
+        assert stopped.status_code == 202, stopped.text
+
+    before = len((await training.http.get("/training-jobs", headers=ACME)).json()["items"])
+    theirs = {"dataset_id": inputs.theirs.dataset_id, "version_id": "latest"}
+    for dataset, status in (({"version_id": "nope"}, 404), (theirs, 404), ({"version_id": "Latest!"}, 422)):
+        response = await training.http.post(
+            "/training-jobs", json=job_body(inputs, dataset=dataset), headers=ACME
+        )
+        assert response.status_code == status, (dataset, response.text)
+    assert len((await training.http.get("/training-jobs", headers=ACME)).json()["items"]) == before

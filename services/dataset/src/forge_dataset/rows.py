@@ -15,7 +15,14 @@ from forge_kit.secrecy import sharing_refusal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from forge_dataset.tables import Dataset, DatasetGrant, DatasetVersion, TenantClearance, VersionFile
+from forge_dataset.tables import (
+    Dataset,
+    DatasetAlias,
+    DatasetGrant,
+    DatasetVersion,
+    TenantClearance,
+    VersionFile,
+)
 
 SHAREABLE_STATES = ("published", "deprecated")
 """The states of a version a grantee reads (never a draft, nor an archived or discarded version)."""
@@ -135,6 +142,15 @@ async def readable_version(
     if found is None or not access.covers(found):
         raise NotFound(f"version {version_id!r} of dataset {dataset_id!r} does not exist")
     return access, found
+
+
+async def aliased_version_id(session: AsyncSession, caller: Principal, dataset_id: str, name: str) -> str:
+    """The id of the version an alias of a dataset the caller may read names now; or NotFound."""
+    access = await readable_dataset(session, caller, dataset_id)
+    found = await session.get(DatasetAlias, (dataset_id, name))
+    if found is None or found.tenant != access.dataset.tenant:
+        raise NotFound(f"dataset {dataset_id!r} has no alias {name!r}")
+    return found.version_id
 
 
 async def derivable_version(session: AsyncSession, caller: Principal, version_id: str) -> DatasetVersion:

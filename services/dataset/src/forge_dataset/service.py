@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion
+from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion, is_version_id
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.dataset import DatasetVersionCreated
 from forge_kit.auth import Principal
@@ -27,6 +27,7 @@ from forge_dataset.objects import ObjectStore
 from forge_dataset.preview import RecordPage, RecordQuery
 from forge_dataset.preview import page as record_page
 from forge_dataset.rows import (
+    aliased_version_id,
     dataset_row,
     derivable_version,
     readable_dataset,
@@ -362,13 +363,16 @@ async def published_version(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str
 ) -> tuple[Dataset, DatasetVersion, list[VersionFile]]:
     """A readable (published or deprecated) version, for consumers such as training: the caller's
-    tenant's, or one shared with it through a grant checked on every call (a revoked grant: NotFound)."""
+    tenant's, or one shared with it through a grant checked on every call (a revoked grant: NotFound).
+    `version_id` may be an alias of the dataset (`latest`, `golden`): the version it names now."""
     async with deps.db.session() as session:
+        if not is_version_id(version_id):
+            version_id = await aliased_version_id(session, caller, dataset_id, version_id)
         access, found = await readable_version(session, caller, dataset_id, version_id)
         owner = access.dataset
         files = await version_files(session, version_id)
     if found.state not in READABLE:
-        raise Conflict(f"version {version_id!r} is {found.state!r}, not published")
+        raise Conflict(f"version {found.id!r} is {found.state!r}, not published")
     return owner, found, files
 
 

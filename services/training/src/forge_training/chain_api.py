@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, status
 from forge_contracts.activities import chain
+from forge_contracts.activities.dataset import VersionSelector
 from forge_contracts.activities.delivery import ModelCardInfo
 from forge_contracts.activities.registry import Thresholds
 from forge_contracts.envelope import uuid7
@@ -45,7 +46,10 @@ class StartChain(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset_id: Id
-    dataset_version_id: Id
+    dataset_version_id: VersionSelector = Field(
+        description="The version to train on, by id or by an alias of the dataset (`latest`, `golden`): an "
+        "alias is resolved when the chain starts, and the chain runs on that version to the end."
+    )
     base_model_id: Id = Field(description="The base model of the hub to fine-tune (the registry's id).")
     base_model_uri: Line | None = Field(
         default=None,
@@ -107,7 +111,7 @@ async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, re
         dataset_version_id=body.dataset_version_id,
         base_model_id=body.base_model_id,
     )
-    assert resolved.base_model is not None
+    assert resolved.base_model is not None and resolved.dataset is not None
     if body.base_model_uri is not None and body.base_model_uri != resolved.base_model.uri:
         raise service.Unprocessable(
             f"base_model_uri: base model {body.base_model_id} is at {resolved.base_model.uri}, not "
@@ -119,7 +123,8 @@ async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, re
         chain_id=chain_id,
         tenant_id=caller.tenant_id,
         actor=caller.actor,
-        **body.model_dump(exclude={"base_model_uri"}),
+        **body.model_dump(exclude={"base_model_uri", "dataset_version_id"}),
+        dataset_version_id=resolved.dataset.version_id,  # pinned: an alias moving later changes nothing
         base_model_uri=resolved.base_model.uri,
     )
     await svc.temporal.start_workflow(

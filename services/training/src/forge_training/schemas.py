@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from forge_contracts.activities.dataset import RECORD_FILE_PATTERN
+from forge_contracts.activities.dataset import RECORD_FILE_PATTERN, VersionSelector
 from forge_contracts.events.base import Id, ResourceRequest
 from forge_kit.types import (
     FiniteFloat,
@@ -79,7 +79,10 @@ class DatasetFiles(_Body):
     """A published version of one of the tenant's datasets, and which of its files to train on."""
 
     dataset_id: Id
-    version_id: Id = Field(description="The dataset version (published or deprecated).")
+    version_id: VersionSelector = Field(
+        description="The dataset version (published or deprecated), by id or by an alias of the dataset "
+        "(`latest`, `golden`): an alias is resolved when the request is made and the job records the id."
+    )
     train_file: FileName = Field(default="train.jsonl", description="The training file, by its name.")
     validation_file: FileName | None = Field(
         default=None, description="The validation file, by its name (e.g. `validation.jsonl`)."
@@ -237,7 +240,10 @@ class TestSet(_Body):
     datasets."""
 
     dataset_id: Id
-    version_id: Id = Field(description="The dataset version (published or deprecated).")
+    version_id: VersionSelector = Field(
+        description="The dataset version (published or deprecated), by id or by an alias of the dataset "
+        "(`latest`, `golden`): an alias is resolved when the request is made and the job records the id."
+    )
     file: FileName = Field(default="test.jsonl", description="The test file, by its name in the version.")
 
 

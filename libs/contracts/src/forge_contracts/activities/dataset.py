@@ -12,11 +12,13 @@ the calling activity's idempotency key), so a retry returns the version the firs
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forge_contracts.events.base import Actor, Id, Sha256, TenantId
+from forge_contracts.events.base import UUID_PATTERN, Actor, Id, Sha256, TenantId
+from forge_contracts.events.dataset import ALIAS_PATTERN
 
 TASK_QUEUE = "forge-dataset"
 RESOLVE_VERSION = "dataset.resolve_version"
@@ -37,6 +39,23 @@ RECORD_FILE_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,122}/){0,15}[A-Za-z0-9][
 """A JSONL record file's name (what a training job reads, and what derived versions are made of)."""
 
 
+VERSION_SELECTOR_PATTERN = f"^(?:{UUID_PATTERN[1:-1]}|{ALIAS_PATTERN[1:-1]})$"
+VersionSelector = Annotated[
+    str,
+    Field(
+        pattern=VERSION_SELECTOR_PATTERN,
+        description="A version id, or an alias of its dataset (`latest`, `golden`), resolved to the version "
+        "it names when the request is made.",
+    ),
+]
+"""How a consumer (a training job, a chain, an evaluation) names a dataset version: by id or by alias."""
+
+
+def is_version_id(selector: str) -> bool:
+    """Whether a `VersionSelector` is a version id (UUID-shaped) rather than an alias name."""
+    return re.fullmatch(UUID_PATTERN, selector) is not None
+
+
 class DatasetVersionRef(BaseModel):
     """Which dataset version to resolve, as seen by `tenant_id`."""
 
@@ -44,7 +63,7 @@ class DatasetVersionRef(BaseModel):
 
     tenant_id: TenantId
     dataset_id: Id
-    version_id: Id
+    version_id: VersionSelector
 
 
 class ManifestFile(BaseModel):

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from forge_contracts.activities import dataset as _dataset
 from forge_contracts.activities import registry as _registry
-from forge_contracts.activities.dataset import ResolvedVersion
+from forge_contracts.activities.dataset import ResolvedVersion, VersionSelector
 from forge_contracts.activities.registry import ResolvedBaseModel, ResolvedModelVersion, Thresholds
 from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.events.base import Id, TenantId
@@ -198,7 +198,7 @@ class InputsToResolve(_Model):
 
     tenant_id: TenantId
     dataset_id: Id | None = None
-    dataset_version_id: Id | None = None
+    dataset_version_id: VersionSelector | None = None
     base_model_id: Id | None = None
     model_version_id: Id | None = None
     dataset_task_queue: str = Field(default=_dataset.TASK_QUEUE, min_length=1)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from forge_contracts.activities.dataset import is_version_id
 from forge_contracts.events.dataset import DatasetAliasMoved, DatasetAliasRemoved
 from forge_kit import outbox
 from forge_kit.auth import Principal
 from forge_kit.db import Database
-from forge_kit.errors import Conflict, NotFound
+from forge_kit.errors import Conflict, NotFound, Unprocessable
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -101,6 +102,8 @@ async def point(
     db: Database, caller: Principal, dataset_id: str, name: str, version_id: str, reason: str | None
 ) -> tuple[DatasetAlias, DatasetVersion]:
     """Name `version_id` (a published version of the dataset) by `name`: set, move forward or roll back."""
+    if is_version_id(name):  # consumers name a version by id or alias: the two must not collide
+        raise Unprocessable(f"name: {name!r} looks like a version id; an alias needs another name")
     async with db.transaction() as session:
         owner = await dataset_row(session, caller, dataset_id, lock=True)
         version = await version_row(session, caller, dataset_id, version_id)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from forge_dataset.connections import clients
 from forge_dataset.connections import service as connections
 from forge_dataset.deps import Deps
-from forge_dataset.imports.sources import RemoteFile, Stream
+from forge_dataset.imports.sources import Listing, RemoteFile, Stream
 from forge_dataset.tasks.runner import TaskContext
 
 KINDS = ("s3",)
@@ -56,7 +56,7 @@ def _name(prefix: str, key: str) -> str:
     return key[len(prefix) :].lstrip("/")
 
 
-def _opener(client: Any, bucket: str, key: str, name: str) -> RemoteFile:
+def _opener(client: Any, bucket: str, key: str, name: str, listing: Listing) -> RemoteFile:
     @asynccontextmanager
     async def opened() -> AsyncIterator[Stream]:
         try:
@@ -77,7 +77,7 @@ def _opener(client: Any, bucket: str, key: str, name: str) -> RemoteFile:
         finally:
             body.close()
 
-    return RemoteFile(name=name, open=opened)
+    return RemoteFile(name=name, open=opened, listing=listing)
 
 
 async def files(ctx: TaskContext, source: S3Source) -> AsyncIterator[RemoteFile]:
@@ -88,6 +88,7 @@ async def files(ctx: TaskContext, source: S3Source) -> AsyncIterator[RemoteFile]
     try:
         async with clients.s3(credentials, ctx.deps.import_allowed_networks) as client:
             keys: list[str] = []
+            listed_bytes = 0
             paginator = client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=bucket, Prefix=source.prefix):
                 for item in page.get("Contents", []):
@@ -102,10 +103,12 @@ async def files(ctx: TaskContext, source: S3Source) -> AsyncIterator[RemoteFile]
                             "name); narrow the import with `include`"
                         )
                     keys.append(key)
+                    listed_bytes += int(item.get("Size", 0))
                     if len(keys) > MAX_OBJECTS:
                         raise Unprocessable(f"more than {MAX_OBJECTS} objects under {source.prefix!r}")
+            listing = Listing(len(keys), listed_bytes)
             for key in keys:
-                yield _opener(client, bucket, key, _name(source.prefix, key))
+                yield _opener(client, bucket, key, _name(source.prefix, key), listing)
     except ClientError as error:
         raise clients.s3_refusal(error, what) or RuntimeError(f"{what}: {error}") from None
     except BotoCoreError as error:

@@ -23,8 +23,8 @@ from forge_dataset import domain, formats
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
 from forge_dataset.imports import link, s3, sql, webhdfs
-from forge_dataset.imports.schemas import ImportRequest, ImportSource
-from forge_dataset.imports.sources import RemoteFile
+from forge_dataset.imports.schemas import ImportRequest
+from forge_dataset.imports.sources import Listing, RemoteFile
 from forge_dataset.rows import dataset_row
 from forge_dataset.service import create_published_version
 from forge_dataset.statistics.domain import FileStats, schema_violations
@@ -73,20 +73,36 @@ async def start_import(
 
 
 class Progress:
-    """Progress of one task's downloads, in bytes and files."""
+    """Progress of one task's downloads, in bytes and files: by bytes once the source listed every
+    file's size, by files (and the current file's bytes) otherwise."""
 
-    def __init__(self, ctx: TaskContext, files: int | None) -> None:
-        self.ctx, self.files, self.done_files = ctx, files, 0
-        self.bytes_done = 0
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.files: int | None = None
+        self.bytes_total: int | None = None
+        self.done_files, self.bytes_done, self.file_bytes = 0, 0, 0
+
+    def listed(self, listing: Listing | None) -> None:
+        if listing is not None:
+            self.files, self.bytes_total = listing.files, listing.bytes
+
+    def file_done(self) -> None:
+        self.done_files, self.file_bytes = self.done_files + 1, 0
 
     async def advance(self, n: int, total: int | None) -> None:
+        """`n` more bytes of the current file, of `total` when its size is known."""
         self.bytes_done += n
-        share = min((self.bytes_done / total) if total else 0.0, 1.0)
-        overall = (self.done_files + share) / self.files if self.files else 0.0
+        self.file_bytes += n
+        if self.bytes_total:
+            overall = min(self.bytes_done / self.bytes_total, 1.0)
+        else:
+            share = min((self.file_bytes / total) if total else 0.0, 1.0)
+            overall = (self.done_files + share) / self.files if self.files else 0.0
         await self.ctx.report(
             0.95 * overall,
             phase="downloading",
             bytes_done=self.bytes_done,
+            bytes_total=self.bytes_total,
             files_done=self.done_files,
             files_total=self.files,
         )
@@ -137,26 +153,22 @@ async def ingest(
             await deps.store.copy(staging, key, scanner.size_bytes)
     finally:
         await deps.store.delete(staging)
-    progress.done_files += 1
+    progress.file_done()
     return formats.manifest_file(scanner, key), scanner.stats.to_json()
-
-
-def _file_count(source: ImportSource) -> int | None:
-    listed = getattr(source, "files", None)
-    return len(listed) if isinstance(listed, list) else None
 
 
 async def run_import(ctx: TaskContext) -> TaskResult:
     """The `import` task's handler."""
     task, caller = ctx.task, ctx.caller
     request = ImportRequest.model_validate(task.parameters)
-    progress = Progress(ctx, _file_count(request.source))
+    progress = Progress(ctx)
     fetched: list[tuple[ManifestFile, dict[str, Any]]] = []
     names: set[str] = set()
     async for remote in SOURCES[request.source.type].files(ctx, request.source):
         if remote.name in names:
             raise Unprocessable(f"two files would be named {remote.name!r}")
         names.add(remote.name)
+        progress.listed(remote.listing)
         fetched.append(await ingest(ctx, remote, progress))
     if not fetched:
         raise Unprocessable("the source holds no files to import")

@@ -21,6 +21,15 @@ class Stream:
     """The size the source announces, when it does (for progress and the size check)."""
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What a source that lists before it downloads found in all: the progress's denominator."""
+
+    files: int
+    bytes: int | None = None
+    """Their sizes added up, when the listing gives every size."""
+
+
 @dataclass
 class RemoteFile:
     name: str
@@ -30,3 +39,5 @@ class RemoteFile:
     """The size the user expects: checked after the download when given."""
     sha256: str | None = None
     """The sha256 the user expects: checked after the download when given."""
+    listing: Listing | None = None
+    """Every file of the import, when the source listed them first (S3, WebHDFS, SQL shards, links)."""

@@ -29,7 +29,7 @@ from forge_dataset.connections import service as connections
 from forge_dataset.connections.clients import Credentials
 from forge_dataset.deps import Deps
 from forge_dataset.imports import sql_types
-from forge_dataset.imports.sources import RemoteFile, Stream
+from forge_dataset.imports.sources import Listing, RemoteFile, Stream
 from forge_dataset.tasks.runner import TaskContext
 
 KINDS = ("postgres", "mysql")
@@ -208,7 +208,7 @@ _RUNNERS: dict[str, Callable[[Credentials, Deps, str, Shards], Any]] = {
 }
 
 
-def _local(path: Path) -> RemoteFile:
+def _local(path: Path, listing: Listing) -> RemoteFile:
     size = path.stat().st_size
 
     @asynccontextmanager
@@ -221,7 +221,7 @@ def _local(path: Path) -> RemoteFile:
 
             yield Stream(chunks(), size)
 
-    return RemoteFile(name=path.name, open=opened, size_bytes=size)
+    return RemoteFile(name=path.name, open=opened, size_bytes=size, listing=listing)
 
 
 async def files(ctx: TaskContext, source: SqlSource) -> AsyncIterator[RemoteFile]:
@@ -244,8 +244,9 @@ async def files(ctx: TaskContext, source: SqlSource) -> AsyncIterator[RemoteFile
         if shards.rows == 0:
             raise Unprocessable("the query returned no rows")
         await ctx.report(0.0, phase="storing", rows=shards.rows, force=True)
+        listing = Listing(len(shards.paths), sum(path.stat().st_size for path in shards.paths))
         for path in shards.paths:
-            yield _local(path)
+            yield _local(path, listing)
             path.unlink(missing_ok=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -28,7 +28,7 @@ from forge_kit.errors import Unprocessable
 
 from forge_dataset.deps import Deps
 from forge_dataset.imports.schemas import WebHdfsSource
-from forge_dataset.imports.sources import RemoteFile, Stream
+from forge_dataset.imports.sources import Listing, RemoteFile, Stream
 from forge_dataset.tasks.runner import TaskContext
 
 MAX_FILES = 10_000
@@ -130,7 +130,9 @@ async def _listing(deps: Deps, source: WebHdfsSource) -> list[tuple[str, str, in
     return sorted(found, key=lambda f: f[1])
 
 
-def _remote(deps: Deps, source: WebHdfsSource, path: str, name: str, length: int) -> RemoteFile:
+def _remote(
+    deps: Deps, source: WebHdfsSource, path: str, name: str, length: int, listing: Listing
+) -> RemoteFile:
     @asynccontextmanager
     async def opened() -> AsyncIterator[Stream]:
         async def chunks() -> AsyncIterator[bytes]:
@@ -153,11 +155,13 @@ def _remote(deps: Deps, source: WebHdfsSource, path: str, name: str, length: int
 
         yield Stream(chunks(), length)
 
-    return RemoteFile(name=name, size_bytes=length, open=opened)
+    return RemoteFile(name=name, size_bytes=length, open=opened, listing=listing)
 
 
 async def files(ctx: TaskContext, source: WebHdfsSource) -> AsyncIterator[RemoteFile]:
-    for path, name, length in await _listing(ctx.deps, source):
+    found = await _listing(ctx.deps, source)
+    listing = Listing(len(found), sum(length for _, _, length in found))
+    for path, name, length in found:
         if not _NAME.match(name):
             raise Unprocessable(f"{path}: {name!r} is not a file name a version can hold")
-        yield _remote(ctx.deps, source, path, name, length)
+        yield _remote(ctx.deps, source, path, name, length, listing)
