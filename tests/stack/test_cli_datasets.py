@@ -111,6 +111,9 @@ def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(
     )
     assert split.returncode == 0, split.stdout + split.stderr
     assert "version 3" in split.stdout and "fold-1 50, fold-2 50, fold-3 50, fold-4 50" in split.stdout
+    converted = _forge("datasets", "convert", dataset_id, v1_id, env=env)
+    assert converted.returncode == 0, converted.stdout + converted.stderr
+    assert "version 4" in converted.stdout and "train.parquet  200 records" in converted.stdout
 
     preview = _forge("datasets", "preview", dataset_id, v1_id, "--limit", "2", env=env)
     assert [json.loads(line)["id"] for line in preview.stdout.splitlines()] == [0, 1]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from types import SimpleNamespace
 from typing import Any
+
+from forge_dataset.uploads.service import place
 
 from tests.services.dataset.conftest import DatasetService
 from tests.services.dataset.test_dataset_service import (
@@ -139,3 +142,13 @@ async def test_the_same_bytes_uploaded_twice_are_stored_once(dataset_service: Da
     keys = [o["Key"] for o in listed.get("Contents", [])]
     same = [k for k in keys if await svc.store.size(k) == len(data)]
     assert same == [a.json()["object_key"]]
+
+
+async def test_a_file_past_2_gib_is_looked_up_by_its_size_as_a_bigint(
+    dataset_service: DatasetService,
+) -> None:
+    """The reuse lookup binds the size as int8: 2**31 bytes and more once answered 500 (int4 overflow)."""
+    key = f"tenants/acme/blobs/uploads/{uuid.uuid4()}"
+    huge = SimpleNamespace(sha256=hashlib.sha256(b"huge").hexdigest(), size_bytes=3 * 2**30)
+
+    assert await place(dataset_service.app.state.deps, "acme", key, huge) == key  # type: ignore[arg-type]

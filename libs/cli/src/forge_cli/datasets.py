@@ -464,6 +464,37 @@ def split(
     _run(command)
 
 
+@app.command("convert")
+def convert(
+    dataset_id: str,
+    version: str = typer.Argument(..., help="A version id or alias."),
+    compression: str = typer.Option("zstd", help="zstd, snappy, gzip or none."),
+    row_group_rows: int = typer.Option(65_536, min=1_000, max=1_048_576, help="Rows per Parquet row group."),
+    tenant: str = TenantOption,
+) -> None:
+    """Write a version's JSONL and CSV records as Parquet into a new version (followed with a progress
+    bar); prints the output version and each file's new name and size."""
+
+    def command() -> None:
+        http, session = _client(tenant)
+        version_id = _version_id(http, session, dataset_id, version)
+        body = {"compression": compression, "row_group_rows": row_group_rows}
+        task = _check(
+            http.post(f"/datasets/{dataset_id}/versions/{version_id}/convert", json=body, headers=session)
+        )
+        done = _follow(http, session, dataset_id, task, "converting")
+        output = _check(
+            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
+        )
+        console.print(f"version {output['number']} [bold]{output['id']}[/]", highlight=False)
+        written = set(done["result"]["files"].values())
+        for file in output["files"]:
+            if file["name"] in written:
+                console.print(f"  {file['name']}  {file['record_count']} records, {file['size_bytes']} bytes")
+
+    _run(command)
+
+
 @app.command("diff")
 def diff(
     dataset_id: str,

@@ -16,6 +16,8 @@ from forge_dataset.aliases import api as aliases_api
 from forge_dataset.archives import service as archives_service
 from forge_dataset.connections import api as connections_api
 from forge_dataset.connections.crypto import SecretBox
+from forge_dataset.convert import api as convert_api
+from forge_dataset.convert import service as convert_service
 from forge_dataset.deps import Deps
 from forge_dataset.diff import api as diff_api
 from forge_dataset.diff import service as diff_service
@@ -53,6 +55,7 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
         "split": split_service.run_split,
         "import": imports_service.run_import,
         "expand": archives_service.run_expand,
+        "convert": convert_service.run_convert,
     }
     runtime.register(
         workflows=[DatasetTaskWorkflow],
@@ -72,6 +75,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app = runtime.http_app(
         routers=[
             uploads_api.router,  # before api.router, whose POST .../{transition} would take /uploads
+            convert_api.router,  # and /convert
             api.router,
             aliases_api.router,
             tasks_api.router,

@@ -238,9 +238,7 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
             found.errors = errors
             await move_version(session, found, "reject", caller.actor, errors=errors)
         raise Unprocessable("the version failed validation: " + "; ".join(errors))
-    content = domain.manifest(_manifest_files(files))
-    digest = domain.sha256_hex(content)
-    await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
+    digest = await store_manifest(deps.store, caller.tenant_id, _manifest_files(files))
     async with deps.db.transaction() as session:
         found = await version_row(session, caller, dataset_id, version_id, lock=True)
         await _publish(session, deps.store, found, files, digest, caller.actor)
@@ -311,6 +309,15 @@ async def _publish(
         splits=found.splits,
     )
     await aliases.follow_publish(session, found, actor)
+
+
+async def store_manifest(store: ObjectStore, tenant: str, files: Sequence[ManifestFile]) -> str:
+    """Write the manifest of `files` under its own hash in the tenant's area; returns the hash (the
+    version's content address)."""
+    content = domain.manifest(files)
+    digest = domain.sha256_hex(content)
+    await store.put(domain.manifest_key(tenant, digest), content)
+    return digest
 
 
 async def create_published_version(
@@ -399,9 +406,7 @@ async def publish_derived_version(
         await _import_file(deps, caller.tenant_id, f.name, f.object_key, f.bucket) for f in request.files
     ]
     outputs = [file for file, _ in imported]
-    content = domain.manifest(outputs)
-    digest = domain.sha256_hex(content)
-    await deps.store.put(domain.manifest_key(caller.tenant_id, digest), content)
+    digest = await store_manifest(deps.store, caller.tenant_id, outputs)
     try:
         async with deps.db.transaction() as session:
             owner = await dataset_row(session, caller, request.dataset_id, lock=True)

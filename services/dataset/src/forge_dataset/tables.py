@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -14,6 +14,11 @@ metadata = SQLModel.metadata
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _big(default: Any = ...) -> Any:
+    """A BIGINT column (bytes and record counts pass 2**31): typed so, queries bind it as int8, not int4."""
+    return Field(default=default, sa_type=BigInteger)
 
 
 def _ts() -> Any:
@@ -70,8 +75,8 @@ class DatasetVersion(SQLModel, table=True):
     request_key: str | None = None
     manifest_sha256: str | None = None
     manifest_key: str | None = None
-    item_count: int = 0
-    size_bytes: int = 0
+    item_count: int = _big(0)
+    size_bytes: int = _big(0)
     splits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     errors: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     record_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
@@ -88,8 +93,8 @@ class VersionFile(SQLModel, table=True):
     name: str = Field(primary_key=True)
     object_key: str
     sha256: str
-    size_bytes: int
-    record_count: int
+    size_bytes: int = _big()
+    record_count: int = _big()
     format: str | None = None
     """jsonl, csv or parquet for record files; None for media and other blobs."""
     media_type: str = "application/octet-stream"
@@ -197,8 +202,8 @@ class Upload(SQLModel, table=True):
     name: str
     object_key: str
     s3_upload_id: str
-    part_bytes: int
-    size_bytes: int | None = None
+    part_bytes: int = _big()
+    size_bytes: int | None = _big(None)
     """The size the client announced (checked on completion)."""
     sha256: str | None = None
     """The sha256 the client announced (checked on completion)."""

@@ -103,10 +103,11 @@ def _validator(response: httpx.Response) -> str | None:
         return None
     if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
         return None
-    etag = response.headers.get("etag")
+    etag: str | None = response.headers.get("etag")
     if etag and not etag.startswith("W/"):
         return etag
-    return response.headers.get("last-modified")
+    modified: str | None = response.headers.get("last-modified")
+    return modified
 
 
 def _resumed_at(response: httpx.Response) -> int | None:

@@ -26,7 +26,7 @@ from forge_dataset.imports import link, s3, sql, webhdfs
 from forge_dataset.imports.schemas import ImportRequest
 from forge_dataset.imports.sources import Listing, RemoteFile
 from forge_dataset.rows import dataset_row
-from forge_dataset.service import create_published_version
+from forge_dataset.service import create_published_version, store_manifest
 from forge_dataset.statistics.domain import FileStats, schema_violations
 from forge_dataset.tables import DatasetTask
 from forge_dataset.tasks import service as tasks
@@ -174,9 +174,7 @@ async def run_import(ctx: TaskContext) -> TaskResult:
         raise Unprocessable("the source holds no files to import")
     outputs = [f for f, _ in fetched]
     await ctx.report(0.97, phase="publishing", force=True)
-    content = domain.manifest(outputs)
-    digest = domain.sha256_hex(content)
-    await ctx.deps.store.put(domain.manifest_key(task.tenant, digest), content)
+    digest = await store_manifest(ctx.deps.store, task.tenant, outputs)
     stats = {"files": len(outputs), "records": sum(f.record_count for f in outputs)}
     stats["bytes"] = sum(f.size_bytes for f in outputs)
     async with ctx.deps.db.session() as session:

@@ -24,7 +24,7 @@ from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
 from forge_dataset.rows import dataset_row, version_files, version_row
 from forge_dataset.schemas import SplitRequest
-from forge_dataset.service import READABLE, create_published_version
+from forge_dataset.service import READABLE, create_published_version, store_manifest
 from forge_dataset.split.domain import Lines, SplitError, SplitPlan, Splitter, StrataCounter
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
@@ -122,9 +122,7 @@ async def run_split(ctx: TaskContext) -> TaskResult:
     except SplitError as error:
         raise Unprocessable(f"the version cannot be split: {error}") from None
     await ctx.report(0.97, phase="publishing", force=True)
-    content = domain.manifest(outputs)
-    digest = domain.sha256_hex(content)
-    await ctx.deps.store.put(domain.manifest_key(task.tenant, digest), content)
+    digest = await store_manifest(ctx.deps.store, task.tenant, outputs)
     stats = {
         "records_in": splitter.records,
         **{f"records_{f.name.removesuffix('.jsonl')}": f.record_count for f in outputs},
