@@ -53,6 +53,7 @@ async def test_pages_run_across_jsonl_csv_and_parquet_files(dataset_service: Dat
         "file": "b.csv",
         "index": 0,
         "record": {"id": "5", "text": "csv row 5", "label": "neg"},
+        "references": {},  # the dataset's hint names no media fields
     }
 
 

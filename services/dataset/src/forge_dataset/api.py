@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
-from forge_kit.auth import Principal, allow
 from forge_kit.errors import Unprocessable
-from forge_kit.policy import Action
 
 from forge_dataset import service
 from forge_dataset.archives import service as archives_service
 from forge_dataset.deps import Deps as ServiceDeps
 from forge_dataset.domain import Modality
 from forge_dataset.formats import is_archive
+from forge_dataset.media.references import media_fields, references
 from forge_dataset.media.service import media_links
 from forge_dataset.preview import RecordQuery
+from forge_dataset.routing import CanDatasetRead, CanDatasetWrite, Deps
 from forge_dataset.schemas import (
     DatasetCreate,
     DatasetView,
@@ -37,14 +37,6 @@ from forge_dataset.uploads import service as uploads_service
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
-CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 FileName = Annotated[
     str,
     Path(
@@ -205,11 +197,15 @@ async def preview_version(
         filters[name] = value
     query = RecordQuery(offset=offset, limit=limit, q=q, where=filters, file=file, fields=tuple(fields))
     owner, found, files, page = await service.preview(deps, caller, dataset_id, version_id, query)
+    linked = media_fields(owner.schema_hint)
     return PreviewView(
         version_id=found.id,
         modality=Modality(owner.modality),
         records=[item.record for item in page.items],
-        items=[PreviewItem(file=i.file, index=i.index, record=i.record) for i in page.items],
+        items=[
+            PreviewItem(file=i.file, index=i.index, record=i.record, references=references(i.record, linked))
+            for i in page.items
+        ],
         next_offset=page.next_offset,
         scanned=page.scanned,
         complete=page.complete,

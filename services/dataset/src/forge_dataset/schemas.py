@@ -10,6 +10,7 @@ from forge_kit.types import FiniteFloat, Line, NonBlankText, NonNegativeInt64, T
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forge_dataset.domain import Modality, Secrecy
+from forge_dataset.media.references import hint_problems as media_hint_problems
 from forge_dataset.media.schemas import MediaLinks
 from forge_dataset.split.domain import SPLIT_NAMES
 from forge_dataset.statistics.domain import hint_problems
@@ -28,14 +29,16 @@ class DatasetCreate(BaseModel):
         default=None,
         description=(
             "A JSON Schema of a record. Its `properties` (each with `type`), `required` and "
-            "`additionalProperties` are checked when a version is published; anything else is a description."
+            "`additionalProperties` are checked when a version is published, and a property with "
+            "`contentMediaType` (`image/*`) names a media file of the version in every record; anything "
+            "else is a description."
         ),
     )
 
     @field_validator("schema_hint")
     @classmethod
     def _hint(cls, hint: dict[str, Any] | None) -> dict[str, Any] | None:
-        if hint is not None and (problems := hint_problems(hint)):
+        if hint is not None and (problems := hint_problems(hint) + media_hint_problems(hint)):
             raise ValueError("; ".join(problems))
         return hint
 
@@ -211,6 +214,11 @@ class PreviewItem(BaseModel):
     file: str = Field(description="The file the record is in.")
     index: int = Field(description="Its position in that file (0-based).")
     record: dict[str, Any]
+    references: dict[str, str] = Field(
+        default_factory=dict,
+        description="Field -> the media file of the version it names (fields the schema hint gives a "
+        "`contentMediaType`); that file's previews are in `media`.",
+    )
 
 
 class PreviewView(BaseModel):

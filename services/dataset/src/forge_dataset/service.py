@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile, PublishDerivedVersion, is_version_id
@@ -23,6 +23,7 @@ from forge_dataset.aliases import service as aliases
 from forge_dataset.archives import service as archives
 from forge_dataset.deps import Deps
 from forge_dataset.events import VERSION, emit, move_version, now
+from forge_dataset.media.references import check_references, media_fields
 from forge_dataset.objects import ObjectStore
 from forge_dataset.preview import RecordPage, RecordQuery
 from forge_dataset.preview import page as record_page
@@ -232,6 +233,11 @@ async def publish_version(deps: Deps, caller: Principal, dataset_id: str, versio
         errors += [
             f"schema: {problem}" for problem in schema_violations(owner.schema_hint, merged_stats(files))
         ]
+    if files and not errors and (fields := media_fields(owner.schema_hint)):
+        errors += [
+            f"media: {problem}"
+            for problem in await check_references(deps.store, files, fields, deps.work_dir)
+        ]
     if errors:
         async with deps.db.transaction() as session:
             found = await version_row(session, caller, dataset_id, version_id, lock=True)
@@ -275,10 +281,15 @@ async def change_version_state(
 
 def merged_stats(files: Sequence[VersionFile]) -> FileStats:
     """The version's statistics from its files' (a file scanned before statistics existed adds none)."""
+    return merged_documents(file.stats for file in files)
+
+
+def merged_documents(documents: Iterable[dict[str, Any] | None]) -> FileStats:
+    """Statistics documents (FileStats.to_json) merged into one; None adds nothing."""
     merged = FileStats()
-    for file in files:
-        if file.stats is not None:
-            merged.merge(FileStats.from_json(file.stats))
+    for document in documents:
+        if document is not None:
+            merged.merge(FileStats.from_json(document))
     return merged
 
 

@@ -9,19 +9,22 @@ import contextlib
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from forge_contracts.activities.dataset import ManifestFile
 from forge_contracts.envelope import uuid7
 from forge_kit.auth import Principal
-from forge_kit.errors import Conflict, ForgeError, Unprocessable
+from forge_kit.errors import Conflict, Unprocessable
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from forge_dataset import domain, formats
 from forge_dataset.archives.domain import Archive, BadArchive, Member
 from forge_dataset.deps import Deps
 from forge_dataset.events import move_version, now
-from forge_dataset.rows import version_files, version_row
+from forge_dataset.rows import version_row
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
 from forge_dataset.tasks.runner import TaskContext, TaskResult
@@ -218,10 +221,10 @@ def _limits(deps: Deps) -> dict[str, int]:
 
 
 async def run_expand(ctx: TaskContext) -> TaskResult:
-    """The `expand` task's handler."""
+    """The `expand` task's handler. The archive stays in staging until the task succeeds here, or ends
+    failed or cancelled (the task activities' `end_task` removes it), so a retry finds it."""
     task, params = ctx.task, ctx.task.parameters
     version_id = task.input_version_id or ""
-    keep_staging = False
     try:
         with tempfile.TemporaryDirectory(prefix=f"expand-{task.id}-", dir=ctx.deps.work_dir) as work:
             path = Path(work) / "archive"
@@ -237,14 +240,7 @@ async def run_expand(ctx: TaskContext) -> TaskResult:
         await _add_files(ctx, version_id, expander.files, listing.skipped)
     except (BadArchive, domain.InvalidRecords) as error:
         raise Unprocessable(f"{params['archive']}: {error}") from None
-    except ForgeError:
-        raise
-    except Exception:
-        keep_staging = True  # retried: the next attempt needs the archive
-        raise
-    finally:
-        if not keep_staging:
-            await ctx.deps.store.delete(params["staging_key"])
+    await ctx.deps.store.delete(params["staging_key"])
     return TaskResult(ended=True)
 
 
@@ -259,16 +255,7 @@ async def _add_files(
         if found.state == "draft":
             staging_uri = ctx.deps.store.uri(domain.staging_prefix(task.tenant, version_id))
             await move_version(session, found, "start_upload", caller.actor, staging_uri=staging_uri)
-        existing = {f.name: f for f in await version_files(session, version_id)}
-        at = now()
-        for file, stats in files:
-            row = existing.get(file.name) or VersionFile(
-                version_id=version_id, **file.model_dump(exclude_none=True)
-            )
-            for field, value in file.model_dump(exclude_none=True).items():
-                setattr(row, field, value)
-            row.stats, row.uploaded_at = stats, at
-            session.add(row)
+        await _upsert_files(session, version_id, files)
         stats_out = {
             "files": len(files),
             "skipped": skipped,
@@ -282,4 +269,44 @@ async def _add_files(
             stats=stats_out,
             result={"archive": task.parameters["archive"], "version_id": version_id},
             session=session,
+        )
+
+
+ROWS_PER_INSERT = 1000
+
+
+async def _upsert_files(
+    session: AsyncSession, version_id: str, files: list[tuple[ManifestFile, dict[str, Any] | None]]
+) -> None:
+    """The files' rows, replacing those of the same name, a thousand per statement: an archive of a
+    hundred thousand members must not hold the event loop (and the task's heartbeat) for one long ORM
+    flush."""
+    at = now()
+    table = cast(Table, VersionFile.__table__)
+    connection = await session.connection()  # Core executemany: no ORM objects for 100 000 rows
+    for start in range(0, len(files), ROWS_PER_INSERT):
+        rows = [
+            {
+                "version_id": version_id,
+                "name": file.name,
+                "object_key": file.object_key,
+                "sha256": file.sha256,
+                "size_bytes": file.size_bytes,
+                "record_count": file.record_count,
+                "format": file.format,
+                "media_type": file.media_type or "application/octet-stream",
+                "stats": stats,
+                "uploaded_at": at,
+            }
+            for file, stats in files[start : start + ROWS_PER_INSERT]
+        ]
+        statement = insert(table)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["version_id", "name"],
+                set_={
+                    name: statement.excluded[name] for name in rows[0] if name not in ("version_id", "name")
+                },
+            ),
+            rows,
         )

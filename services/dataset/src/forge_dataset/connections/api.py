@@ -3,28 +3,14 @@ imports read from. Their secrets are write-only: a view says `secret_set`, never
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response, status
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
+from fastapi import APIRouter, Response, status
 
 from forge_dataset.connections import service
 from forge_dataset.connections.schemas import ConnectionCreate, ConnectionView
-from forge_dataset.deps import Deps as ServiceDeps
+from forge_dataset.routing import CanDatasetRead, CanDatasetWrite, Deps
 from forge_dataset.tables import SourceConnection
 
 router = APIRouter(prefix="/connections", tags=["connections"])
-
-
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
-CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 
 
 def _view(found: SourceConnection) -> ConnectionView:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
+from fastapi import APIRouter, Response
 
 from forge_dataset.convert import service
 from forge_dataset.convert.schemas import ConvertRequest
-from forge_dataset.deps import Deps as ServiceDeps
+from forge_dataset.routing import CanDatasetWrite, Deps
 from forge_dataset.schemas import TaskView
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-
-
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 
 
 @router.post("/{dataset_id}/versions/{version_id}/convert", status_code=202)

@@ -25,13 +25,14 @@ from forge_dataset.convert.domain import ConvertError, ParquetSink, parquet_name
 from forge_dataset.convert.schemas import ConvertRequest
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
-from forge_dataset.rows import dataset_row, version_row
-from forge_dataset.service import READABLE, create_published_version, store_manifest
+from forge_dataset.rows import version_row
+from forge_dataset.service import READABLE
 from forge_dataset.split.domain import Lines, SplitError
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.statistics.service import version_stats
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
+from forge_dataset.tasks.outputs import publish_output
 from forge_dataset.tasks.runner import TaskContext, TaskResult
 
 CONVERTED = ("jsonl", "csv")
@@ -161,36 +162,18 @@ async def run_convert(ctx: TaskContext) -> TaskResult:
             stats_by_file[converted.name] = converted_stats.to_json()
     outputs.sort(key=lambda f: f.name)
     assert [f.name for f in outputs] == sorted(names.values())
-    await ctx.report(0.97, phase="publishing", force=True)
-    digest = await store_manifest(ctx.deps.store, task.tenant, outputs)
     converted_names = {parquet_name(f.name) for f, _ in todo}
-    totals = {
-        "files_converted": len(todo),
-        "records": sum(f.record_count for f in outputs if f.name in converted_names),
-        "bytes_in": sum(f.size_bytes for f, _ in todo),
-        "bytes_out": sum(f.size_bytes for f in outputs if f.name in converted_names),
-    }
-    async with ctx.deps.db.transaction() as session:
-        owner = await dataset_row(session, caller, task.dataset_id, lock=True)
-        output = await create_published_version(
-            session,
-            ctx.deps.store,
-            owner,
-            outputs,
-            digest,
-            caller.actor,
-            parent_version_id=source.id,
-            operation="convert",
-            parameters=task.parameters,
-            stats=stats_by_file,
-        )
-        await tasks.succeed(
-            ctx.deps,
-            task.tenant,
-            task.id,
-            stats=totals,
-            result={"format": request.format, "files": {f.name: parquet_name(f.name) for f, _ in todo}},
-            output_version_id=output.id,
-            session=session,
-        )
-    return TaskResult(ended=True)
+    return await publish_output(
+        ctx,
+        outputs,
+        operation="convert",
+        parent_version_id=source.id,
+        stats_by_file=stats_by_file,
+        totals={
+            "files_converted": len(todo),
+            "records": sum(f.record_count for f in outputs if f.name in converted_names),
+            "bytes_in": sum(f.size_bytes for f, _ in todo),
+            "bytes_out": sum(f.size_bytes for f in outputs if f.name in converted_names),
+        },
+        result={"format": request.format, "files": {f.name: parquet_name(f.name) for f, _ in todo}},
+    )

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
+from fastapi import APIRouter, Query, Response
 
-from forge_dataset.deps import Deps as ServiceDeps
 from forge_dataset.diff import service
 from forge_dataset.diff.schemas import Change, ChangePage, DiffRequest, DiffSummary, DiffView, FileChange
+from forge_dataset.routing import CanDatasetRead, Deps
 from forge_dataset.schemas import TaskView
 from forge_dataset.tables import DatasetTask
 
 router = APIRouter(prefix="/datasets/{dataset_id}/diffs", tags=["diffs"])
-
-
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 
 
 def _view(found: DatasetTask, files: list[FileChange]) -> DiffView:

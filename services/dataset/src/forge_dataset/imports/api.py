@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
-
-from forge_dataset.deps import Deps as ServiceDeps
 from forge_dataset.imports import service
 from forge_dataset.imports.schemas import ImportRequest
+from forge_dataset.routing import CanDatasetWrite, Deps
 from forge_dataset.schemas import TaskView
 
 router = APIRouter(prefix="/datasets/{dataset_id}/imports", tags=["imports"])
-
-
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 
 
 @router.post("", status_code=202)

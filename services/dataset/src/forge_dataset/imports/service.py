@@ -25,11 +25,13 @@ from forge_dataset.diff.domain import canonical
 from forge_dataset.imports import link, s3, sql, webhdfs
 from forge_dataset.imports.schemas import ImportRequest
 from forge_dataset.imports.sources import Listing, RemoteFile
+from forge_dataset.media.references import check_references, media_fields
 from forge_dataset.rows import dataset_row
-from forge_dataset.service import create_published_version, store_manifest
-from forge_dataset.statistics.domain import FileStats, schema_violations
-from forge_dataset.tables import DatasetTask
+from forge_dataset.service import merged_documents
+from forge_dataset.statistics.domain import schema_violations
+from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
+from forge_dataset.tasks.outputs import publish_output
 from forge_dataset.tasks.runner import TaskContext, TaskResult
 
 
@@ -173,39 +175,27 @@ async def run_import(ctx: TaskContext) -> TaskResult:
     if not fetched:
         raise Unprocessable("the source holds no files to import")
     outputs = [f for f, _ in fetched]
-    await ctx.report(0.97, phase="publishing", force=True)
-    digest = await store_manifest(ctx.deps.store, task.tenant, outputs)
-    stats = {"files": len(outputs), "records": sum(f.record_count for f in outputs)}
-    stats["bytes"] = sum(f.size_bytes for f in outputs)
     async with ctx.deps.db.session() as session:
         hint = (await dataset_row(session, caller, task.dataset_id)).schema_hint
-    merged = FileStats()
-    for _, file_stats in fetched:
-        merged.merge(FileStats.from_json(file_stats))
-    if hint and (problems := schema_violations(hint, merged)):
+    if hint and (problems := schema_violations(hint, merged_documents(s for _, s in fetched))):
         raise Unprocessable("the records do not match the schema hint: " + "; ".join(problems))
-    async with ctx.deps.db.transaction() as session:
-        owner = await dataset_row(session, caller, task.dataset_id, lock=True)
-        output = await create_published_version(
-            session,
-            ctx.deps.store,
-            owner,
-            outputs,
-            digest,
-            caller.actor,
-            parent_version_id=None,
-            operation="import",
-            parameters=task.parameters,
-            stats={f.name: s for f, s in fetched},
-            source=SOURCES[request.source.type].version_source or request.source.type,
-        )
-        await tasks.succeed(
-            ctx.deps,
-            task.tenant,
-            task.id,
-            stats=stats,
-            result={"source": request.source.type},
-            output_version_id=output.id,
-            session=session,
-        )
-    return TaskResult(ended=True)
+    if fields := media_fields(hint):
+        as_rows = [VersionFile(version_id=task.id, **f.model_dump(exclude_none=True)) for f in outputs]
+        if problems := await check_references(ctx.deps.store, as_rows, fields, ctx.deps.work_dir):
+            raise Unprocessable(
+                "the records name media files the import did not bring: " + "; ".join(problems)
+            )
+    return await publish_output(
+        ctx,
+        outputs,
+        operation="import",
+        parent_version_id=None,
+        stats_by_file={f.name: s for f, s in fetched},
+        totals={
+            "files": len(outputs),
+            "records": sum(f.record_count for f in outputs),
+            "bytes": sum(f.size_bytes for f in outputs),
+        },
+        result={"source": request.source.type},
+        source=SOURCES[request.source.type].version_source or request.source.type,
+    )

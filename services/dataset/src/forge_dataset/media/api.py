@@ -8,26 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
 
-from forge_dataset.deps import Deps as ServiceDeps
 from forge_dataset.media import domain, service
 from forge_dataset.media.schemas import MediaInfo, Waveform
+from forge_dataset.routing import CanDatasetRead, Deps
 
 router = APIRouter(prefix="/datasets/{dataset_id}/versions/{version_id}/media", tags=["media"])
 
 
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 FileName = Annotated[
     str,
     Path(pattern=FILE_NAME_PATTERN, max_length=1000, description="The file's name in the version."),

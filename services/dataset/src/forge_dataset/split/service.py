@@ -22,12 +22,13 @@ from forge_kit.errors import Conflict, Unprocessable
 from forge_dataset import domain, formats, records
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
-from forge_dataset.rows import dataset_row, version_files, version_row
+from forge_dataset.rows import version_files, version_row
 from forge_dataset.schemas import SplitRequest
-from forge_dataset.service import READABLE, create_published_version, store_manifest
+from forge_dataset.service import READABLE
 from forge_dataset.split.domain import Lines, SplitError, SplitPlan, Splitter, StrataCounter
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
+from forge_dataset.tasks.outputs import publish_output
 from forge_dataset.tasks.runner import TaskContext, TaskResult
 
 
@@ -121,37 +122,17 @@ async def run_split(ctx: TaskContext) -> TaskResult:
             stats_by_file = {o.name: o.scanner.stats.to_json() for o in splitter.outputs}
     except SplitError as error:
         raise Unprocessable(f"the version cannot be split: {error}") from None
-    await ctx.report(0.97, phase="publishing", force=True)
-    digest = await store_manifest(ctx.deps.store, task.tenant, outputs)
-    stats = {
-        "records_in": splitter.records,
-        **{f"records_{f.name.removesuffix('.jsonl')}": f.record_count for f in outputs},
-    }
-    async with ctx.deps.db.transaction() as session:
-        owner = await dataset_row(session, caller, task.dataset_id, lock=True)
-        output = await create_published_version(
-            session,
-            ctx.deps.store,
-            owner,
-            outputs,
-            digest,
-            caller.actor,
-            parent_version_id=source.id,
-            operation="split",
-            parameters=task.parameters,
-            splits={f.name.removesuffix(".jsonl"): f.record_count for f in outputs},
-            stats=stats_by_file,
-        )
-        await tasks.succeed(
-            ctx.deps,
-            task.tenant,
-            task.id,
-            stats=stats,
-            result={"splits": output.splits},
-            output_version_id=output.id,
-            session=session,
-        )
-    return TaskResult(ended=True)
+    splits = {f.name.removesuffix(".jsonl"): f.record_count for f in outputs}
+    return await publish_output(
+        ctx,
+        outputs,
+        operation="split",
+        parent_version_id=source.id,
+        stats_by_file=stats_by_file,
+        totals={"records_in": splitter.records, **{f"records_{name}": n for name, n in splits.items()}},
+        result={"splits": splits},
+        splits=splits,
+    )
 
 
 async def _upload(deps: Deps, tenant: str, path: Path, scanner: domain.JsonlScanner) -> ManifestFile:

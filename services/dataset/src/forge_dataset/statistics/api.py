@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from forge_dataset.deps import Deps as ServiceDeps
+from forge_dataset.routing import CanDatasetRead, Deps
 from forge_dataset.statistics import service
 from forge_dataset.statistics.domain import summary
 
 router = APIRouter(prefix="/datasets/{dataset_id}/versions/{version_id}/stats", tags=["statistics"])
-
-
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 
 
 class FileStatsView(BaseModel):

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
+from fastapi import APIRouter, Query
 
-from forge_dataset.deps import Deps as ServiceDeps
+from forge_dataset.routing import CanDatasetRead, CanDatasetWrite, Deps
 from forge_dataset.schemas import TaskCancel, TaskView
 from forge_dataset.tasks import service
 
 router = APIRouter(prefix="/datasets/{dataset_id}/tasks", tags=["tasks"])
 
 
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetRead = Annotated[Principal, allow(Action.DATASET_READ)]
-CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 Kind = Literal["split", "diff", "import"]
 State = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled"]
 

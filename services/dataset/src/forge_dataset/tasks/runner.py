@@ -115,6 +115,12 @@ class TaskActivities:
 
     @activity.defn(name=END_TASK)
     async def end_task(self, end: TaskEnd) -> TaskOutcome:
+        async with self.deps.db.session() as session:
+            found = await session.get(DatasetTask, end.task_id)
+        if found is not None and found.tenant == end.tenant_id and "staging_key" in found.parameters:
+            # What the task was handed in staging (an archive to expand) was kept for its retries; it
+            # goes before the task is seen to end.
+            await self.deps.store.delete(found.parameters["staging_key"])
         await service.end_task(self.deps, end.tenant_id, end.task_id, end.outcome, end.error)
         return await self._outcome(TaskRef(tenant_id=end.tenant_id, task_id=end.task_id))
 

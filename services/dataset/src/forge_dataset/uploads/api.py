@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
-from forge_kit.auth import Principal, allow
-from forge_kit.policy import Action
+from fastapi import APIRouter, Path, Request
 
-from forge_dataset.deps import Deps as ServiceDeps
+from forge_dataset.routing import CanDatasetWrite, Deps
 from forge_dataset.schemas import FileView
 from forge_dataset.uploads import service
 from forge_dataset.uploads.schemas import PartView, UploadStart, UploadView
@@ -17,13 +15,6 @@ from forge_dataset.uploads.schemas import PartView, UploadStart, UploadView
 router = APIRouter(prefix="/datasets/{dataset_id}/versions/{version_id}/uploads", tags=["uploads"])
 
 
-def _deps(request: Request) -> ServiceDeps:
-    deps: ServiceDeps = request.app.state.deps
-    return deps
-
-
-CanDatasetWrite = Annotated[Principal, allow(Action.DATASET_WRITE)]
-Deps = Annotated[ServiceDeps, Depends(_deps)]
 PartNumber = Annotated[int, Path(ge=1, le=service.MAX_PARTS)]
 
 
