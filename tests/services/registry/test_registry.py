@@ -532,7 +532,7 @@ async def test_base_models_are_registered_and_referenced_by_versions(registry: R
         "version": "1.0",
         "uri": f"s3://forge-models/tenants/{tenant}/base/tiny-llama/",
         "architecture": "LlamaForCausalLM",
-        "parameter_count": 4_200_000,
+        "parameter_count": 7_241_732_096,  # a 7B model: past INTEGER
         "intended_use": "tests and demos",
         "licence": "apache-2.0",
     }
@@ -541,7 +541,7 @@ async def test_base_models_are_registered_and_referenced_by_versions(registry: R
     again = await http.post("/base-models", json=body, headers=h(tenant))
     assert again.status_code == 409
     listed = (await http.get("/base-models", params={"name": name}, headers=h(tenant))).json()
-    assert [(m["name"], m["parameter_count"]) for m in listed] == [(name, 4_200_000)]
+    assert [(m["name"], m["parameter_count"]) for m in listed] == [(name, 7_241_732_096)]
 
     project = await make_project(http, tenant)
     version = await make_version(http, tenant, project["id"], base_model_id=created.json()["id"])

@@ -6,11 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import BigInteger
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def bigint(default: Any = ...) -> Any:
+    """A SQLModel field for a BIGINT column (bytes, record and parameter counts past 2**31). A plain `int`
+    field is typed INTEGER, and the asyncpg dialect binds every value with that cast (`$1::INTEGER`), so
+    3 GiB or 7e9 parameters fail in inserts and lookups even though the column is BIGINT."""
+    return Field(default=default, sa_type=BigInteger)
 
 
 def sqlalchemy_url(dsn: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, UniqueConstraint
+from forge_kit.db import bigint
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -14,11 +15,6 @@ metadata = SQLModel.metadata
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _big(default: Any = ...) -> Any:
-    """A BIGINT column (bytes and record counts pass 2**31): typed so, queries bind it as int8, not int4."""
-    return Field(default=default, sa_type=BigInteger)
 
 
 def _ts() -> Any:
@@ -75,8 +71,8 @@ class DatasetVersion(SQLModel, table=True):
     request_key: str | None = None
     manifest_sha256: str | None = None
     manifest_key: str | None = None
-    item_count: int = _big(0)
-    size_bytes: int = _big(0)
+    item_count: int = bigint(0)
+    size_bytes: int = bigint(0)
     splits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     errors: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     record_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
@@ -93,8 +89,8 @@ class VersionFile(SQLModel, table=True):
     name: str = Field(primary_key=True)
     object_key: str
     sha256: str
-    size_bytes: int = _big()
-    record_count: int = _big()
+    size_bytes: int = bigint()
+    record_count: int = bigint()
     format: str | None = None
     """jsonl, csv or parquet for record files; None for media and other blobs."""
     media_type: str = "application/octet-stream"
@@ -202,8 +198,8 @@ class Upload(SQLModel, table=True):
     name: str
     object_key: str
     s3_upload_id: str
-    part_bytes: int = _big()
-    size_bytes: int | None = _big(None)
+    part_bytes: int = bigint()
+    size_bytes: int | None = bigint(None)
     """The size the client announced (checked on completion)."""
     sha256: str | None = None
     """The sha256 the client announced (checked on completion)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from forge_kit.db import bigint
 from sqlalchemy import Column, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -62,8 +63,8 @@ class DeliveryOrder(SQLModel, table=True):
     progress_stage: str | None = None
     files_done: int = 0
     files_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
+    bytes_done: int = bigint(0)  # a bundle passes 2 GiB from about 1B parameters in fp16
+    bytes_total: int = bigint(0)
 
     error: str | None = None
     failed_stage: str | None = None

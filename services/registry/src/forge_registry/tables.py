@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from forge_kit.db import bigint
 from sqlalchemy import Column, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -51,7 +52,7 @@ class HubModel(SQLModel, table=True):
     version: str
     uri: str
     architecture: str
-    parameter_count: int
+    parameter_count: int = bigint()
     intended_use: str = ""
     licence: str = ""
     framework: str = "transformers"
