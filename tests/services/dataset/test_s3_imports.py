@@ -4,8 +4,12 @@ the prefix, an `include` glob), and what cannot be imported failing with the rea
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
@@ -108,3 +112,70 @@ async def test_an_import_from_another_tenants_or_a_missing_connection_is_not_fou
 
     assert refused.status_code == 404, refused.text
     assert (await svc.http.get(f"/datasets/{dataset_id}/tasks", headers=ACME)).json() == []
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the stack's MinIO that drops one connection once the answers on it pass
+    `cut_after` bytes (a large object's body, mid-way), and notes the Range headers it forwards."""
+
+    def __init__(self, upstream: tuple[str, int], cut_after: int) -> None:
+        self.upstream, self.cut_after = upstream, cut_after
+        self.cuts = 0
+        self.ranges: list[str] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+
+        async def requests() -> None:
+            while data := await reader.read(65536):
+                self.ranges += re.findall(r"(?im)^range: (bytes=\S+)", data.decode("latin-1"))
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def answers() -> None:
+            sent = 0
+            while data := await up_reader.read(65536):
+                if not self.cuts and sent + len(data) > self.cut_after:
+                    writer.write(data[: self.cut_after - sent])
+                    await writer.drain()
+                    self.cuts += 1
+                    return
+                sent += len(data)
+                writer.write(data)
+                await writer.drain()
+
+        forward = asyncio.create_task(requests())
+        try:
+            await answers()
+        finally:
+            forward.cancel()
+            for w in (writer, up_writer):
+                w.close()
+
+
+async def test_a_broken_object_download_is_resumed_with_a_ranged_get(
+    dataset_service: DatasetService, stack_settings: StackSettings, s3_bucket: str
+) -> None:
+    svc = dataset_service
+    big = jsonl([{"id": i, "text": f"record {i} " + "x" * 80} for i in range(30_000)])  # ~3 MiB
+    await _put(stack_settings, s3_bucket, {"big/train.jsonl": big})
+    minio = urlsplit(stack_settings.s3_endpoint)
+    proxy = CuttingProxy((minio.hostname or "127.0.0.1", minio.port or 80), cut_after=1_000_000)
+    endpoint = await proxy.start()
+    connection = await register(svc, s3_connection(stack_settings, s3_bucket, endpoint=endpoint))
+    dataset_id = await create_dataset(svc, name=f"ds-{uuid.uuid4().hex[:8]}")
+
+    done = await _import(svc, dataset_id, {"connection_id": connection["id"], "prefix": "big/"})
+
+    assert done["state"] == "succeeded" and done["attempt"] == 1, done
+    assert done["stats"]["records"] == 30_000 and proxy.cuts == 1
+    assert len(proxy.ranges) == 1 and proxy.ranges[0].startswith("bytes=") and proxy.ranges[0] != "bytes=0-"
+    version = (
+        await svc.http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=ACME)
+    ).json()
+    assert version["files"][0]["sha256"] == hashlib.sha256(big).hexdigest()

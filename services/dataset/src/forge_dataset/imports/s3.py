@@ -1,15 +1,19 @@
 """The S3 source: the objects under a prefix of a registered S3 connection's bucket, listed and read with
 the user's own credentials on the user's endpoint (through the egress guard), each object a file named
-by its key relative to the prefix, streamed as its body arrives."""
+by its key relative to the prefix, streamed as its body arrives; a body that breaks off is resumed
+with a ranged GET of the same object (`If-Match` its ETag), so a changed object is never stitched."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import aiohttp
+import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from forge_contracts.activities.dataset import FILE_NAME_PATTERN
 from forge_kit.auth import Principal
@@ -22,8 +26,14 @@ from forge_dataset.deps import Deps
 from forge_dataset.imports.sources import Listing, RemoteFile, Stream
 from forge_dataset.tasks.runner import TaskContext
 
+log = structlog.get_logger(__name__)
+
 KINDS = ("s3",)
 CHUNK_BYTES = 1024 * 1024
+MAX_RESUMES = 20
+"""How often one object's download is resumed (a ranged GET, If-Match its ETag) before the attempt fails."""
+BROKEN = (BotoCoreError, aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError)
+"""What a connection that breaks off mid-body raises through aiobotocore."""
 MAX_OBJECTS = 10_000
 """The most objects one import takes (narrow the prefix or `include` for more)."""
 
@@ -59,25 +69,47 @@ def _name(prefix: str, key: str) -> str:
 def _opener(client: Any, bucket: str, key: str, name: str, listing: Listing) -> RemoteFile:
     @asynccontextmanager
     async def opened() -> AsyncIterator[Stream]:
-        try:
-            response = await client.get_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in ("NoSuchKey", "404"):
-                raise Unprocessable(f"{name}: the object {key!r} is gone") from None
-            raise clients.s3_refusal(error, name) or RuntimeError(f"{name}: {error}") from None
-        body = response["Body"]
+        response = await _get(client, bucket, key, name)
+        etag, total = response.get("ETag"), response.get("ContentLength")
 
         async def chunks() -> AsyncIterator[bytes]:
-            while chunk := await body.read(CHUNK_BYTES):
-                yield chunk
+            nonlocal response
+            received, resumes = 0, 0
+            while True:
+                body = response["Body"]
+                try:
+                    while chunk := await body.read(CHUNK_BYTES):
+                        received += len(chunk)
+                        yield chunk
+                    return
+                except BROKEN as error:
+                    broke = f"{name}: the download broke off after {received} bytes ({error})"
+                    if etag is None or resumes >= MAX_RESUMES:
+                        raise RuntimeError(broke) from None  # retried from the start
+                finally:
+                    body.close()
+                resumes += 1  # the rest, of the same object only (If-Match its ETag)
+                response = await _get(client, bucket, key, name, Range=f"bytes={received}-", IfMatch=etag)
+                if not str(response.get("ContentRange", "")).startswith(f"bytes {received}-"):
+                    response["Body"].close()
+                    raise RuntimeError(f"{broke}; the endpoint did not send the rest")
+                log.info("s3 download resumed", file=name, at_byte=received, resumes=resumes)
 
-        try:
-            yield Stream(chunks(), response.get("ContentLength"))
-        finally:
-            body.close()
+        yield Stream(chunks(), total)
 
     return RemoteFile(name=name, open=opened, listing=listing)
+
+
+async def _get(client: Any, bucket: str, key: str, name: str, **extra: str) -> Any:
+    try:
+        return await client.get_object(Bucket=bucket, Key=key, **extra)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "404"):
+            raise Unprocessable(f"{name}: the object {key!r} is gone") from None
+        if code in ("PreconditionFailed", "412"):  # changed since the download began: start again
+            raise RuntimeError(f"{name}: the object {key!r} changed while it was read") from None
+        raise clients.s3_refusal(error, name) or RuntimeError(f"{name}: {error}") from None
 
 
 async def files(ctx: TaskContext, source: S3Source) -> AsyncIterator[RemoteFile]:
