@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -18,6 +18,7 @@ import orjson
 from forge_dataset.domain import InvalidRecords
 from forge_dataset.formats import CsvScanner, json_value
 from forge_dataset.objects import ObjectStore
+from forge_dataset.split.domain import Lines
 from forge_dataset.tables import VersionFile
 
 BATCH_ROWS = 4096
@@ -50,6 +51,28 @@ async def jsonl_chunks(store: ObjectStore, file: VersionFile, work_dir: Path | N
     if file.format == "parquet":
         async for chunk in _parquet(store, file, work_dir):
             yield chunk
+
+
+async def each_lines(
+    store: ObjectStore,
+    file: VersionFile,
+    work_dir: Path | None,
+    handle: Callable[[list[bytes]], None],
+    after_chunk: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
+    """Every record line of `file` (as JSONL, blank lines left out) through `handle`, a chunk's complete
+    lines at a time in a worker thread, the last line too; `after_chunk` sees each chunk's size."""
+    lines = Lines()
+
+    def feed(chunk: bytes) -> None:
+        handle(lines.feed(chunk))
+
+    async with contextlib.aclosing(jsonl_chunks(store, file, work_dir)) as chunks:
+        async for chunk in chunks:
+            await asyncio.to_thread(feed, chunk)
+            if after_chunk is not None:
+                await after_chunk(len(chunk))
+    handle(lines.end())
 
 
 async def _parquet(store: ObjectStore, file: VersionFile, work_dir: Path | None) -> AsyncIterator[bytes]:

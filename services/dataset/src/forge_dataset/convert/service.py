@@ -11,7 +11,6 @@ task; a failed conversion leaves no version. Memory: one chunk and one row group
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
 from forge_dataset.rows import version_row
 from forge_dataset.service import READABLE
-from forge_dataset.split.domain import Lines, SplitError
+from forge_dataset.split.domain import SplitError
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.statistics.service import version_stats
 from forge_dataset.tables import DatasetTask, VersionFile
@@ -90,17 +89,12 @@ async def _convert_file(
     path = work / f"{file.sha256}.parquet"  # one file at a time, removed once stored
     try:
         sink = ParquetSink(path, stats, request.compression, request.row_group_rows)
-        lines = Lines()
 
-        def feed(chunk: bytes) -> None:
-            sink.add(lines.feed(chunk))
+        async def advance(n: int) -> None:
+            await progress.advance(file, n)
 
         try:
-            async with contextlib.aclosing(records.jsonl_chunks(deps.store, file, deps.work_dir)) as chunks:
-                async for chunk in chunks:
-                    await asyncio.to_thread(feed, chunk)
-                    await progress.advance(file, len(chunk))
-            await asyncio.to_thread(sink.add, lines.end())
+            await records.each_lines(deps.store, file, deps.work_dir, sink.add, advance)
         finally:
             await asyncio.to_thread(sink.close)
     except (ConvertError, SplitError, ValueError) as error:

@@ -6,8 +6,6 @@ hint declares such a field); a dangling reference makes the version invalid, nam
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import fnmatch
 import re
 from pathlib import Path
@@ -17,7 +15,6 @@ import orjson
 
 from forge_dataset import records
 from forge_dataset.objects import ObjectStore
-from forge_dataset.split.domain import Lines
 from forge_dataset.tables import VersionFile
 
 MEDIA_TYPE_PATTERN = re.compile(r"^[a-z]+/(\*|[a-z0-9][a-z0-9.+-]*)$")
@@ -86,21 +83,17 @@ class ReferenceCheck:
 async def _check_file(
     store: ObjectStore, file: VersionFile, check: ReferenceCheck, work_dir: Path | None
 ) -> None:
-    lines = Lines()
     number = 0
 
-    def feed(chunk: bytes) -> None:
+    def handle(lines: list[bytes]) -> None:
         nonlocal number
-        for line in lines.feed(chunk):
+        for line in lines:
             number += 1
             record = orjson.loads(line)
             if isinstance(record, dict):
                 check.check(file.name, number, record)
 
-    async with contextlib.aclosing(records.jsonl_chunks(store, file, work_dir)) as chunks:
-        async for chunk in chunks:
-            await asyncio.to_thread(feed, chunk)
-    feed(b"\n")  # the last line, if it had no line end
+    await records.each_lines(store, file, work_dir, handle)
 
 
 async def check_references(

@@ -10,7 +10,6 @@ write buffers, whatever the version's size.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from forge_dataset.diff.domain import canonical
 from forge_dataset.rows import version_files, version_row
 from forge_dataset.schemas import SplitRequest
 from forge_dataset.service import READABLE
-from forge_dataset.split.domain import Lines, SplitError, SplitPlan, Splitter, StrataCounter
+from forge_dataset.split.domain import SplitError, SplitPlan, Splitter, StrataCounter
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
 from forge_dataset.tasks.outputs import publish_output
@@ -71,16 +70,7 @@ async def _stream(
 ) -> None:
     """Every record line of `files` through `handle` (in a worker thread, a chunk at a time)."""
     for file in files:
-        lines = Lines()
-
-        def feed(chunk: bytes, lines: Lines = lines) -> None:
-            handle(lines.feed(chunk))
-
-        async with contextlib.aclosing(records.jsonl_chunks(deps.store, file, deps.work_dir)) as chunks:
-            async for chunk in chunks:
-                await asyncio.to_thread(feed, chunk)
-                await after_chunk(len(chunk))
-        handle(lines.end())
+        await records.each_lines(deps.store, file, deps.work_dir, handle, after_chunk)
 
 
 async def run_split(ctx: TaskContext) -> TaskResult:
