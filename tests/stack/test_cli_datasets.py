@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from forge_cli.services import Platform, ServiceProcess
 from forge_cli.stack import Stack
@@ -49,7 +51,7 @@ def signed_in(stack: Stack, directory: str, tmp_path: Path) -> Iterator[dict[str
     }
     login = _forge("login", "--username", "alice", env=env)
     assert login.returncode == 0, login.stdout + login.stderr
-    platform = Platform(stack, only=["dataset"])
+    platform = Platform(stack, only=["dataset", "scheduler"])  # the scheduler: processing
     already_running = {s.name for s in platform.services if s.running()}
     platform.up()
     try:
@@ -58,6 +60,49 @@ def signed_in(stack: Stack, directory: str, tmp_path: Path) -> Iterator[dict[str
         for service in platform.services:
             if service.name not in already_running:
                 service.stop()
+
+
+def test_a_user_cleans_a_version_with_a_pipeline_from_the_cli(
+    signed_in: dict[str, str], stack: Stack, tmp_path: Path
+) -> None:
+    env = signed_in
+    gateway = f"{load_stack_settings(stack.env_file).gateway_url}/api/scheduler"
+    project = httpx.post(
+        f"{gateway}/projects", json={"name": f"cli-{uuid.uuid4().hex[:8]}"}, headers=as_user("alice", "acme")
+    )
+    assert project.status_code == 201, project.text
+    quota = {"cpu_millis": 1000, "memory_bytes": 4 * 1024**3, "accelerators": {}}
+    set_quota = httpx.put(
+        f"{gateway}/projects/{project.json()['id']}/quota", json=quota, headers=as_user("ada", "acme")
+    )
+    assert set_quota.status_code == 200, set_quota.text
+    records = tmp_path / "web.jsonl"
+    texts = ["<p>Hello <b>there</b>, friend.</p>", "Hello there, friend.", "Call 13800138000 now."]
+    records.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    pipeline = tmp_path / "clean.json"
+    pipeline.write_text(
+        json.dumps({"ops": [{"op": "strip_html"}, {"op": "pii"}, {"op": "exact_dedup", "fields": ["text"]}]})
+    )
+
+    created = _forge("datasets", "create", f"cli-{uuid.uuid4().hex[:8]}", env=env)
+    dataset_id = created.stdout.strip()
+    uploaded = _forge("datasets", "upload", dataset_id, str(records), env=env)
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    processed = _forge(
+        "datasets", "process", dataset_id, "latest", "--pipeline", str(pipeline),
+        "--project", project.json()["id"], env=env,
+    )  # fmt: skip
+    assert processed.returncode == 0, processed.stdout + processed.stderr
+    assert "processing" in processed.stdout and "100.0%" in processed.stdout  # the task's progress bar
+    assert "version 2" in processed.stdout and "2 of 3 records kept" in processed.stdout
+    assert re.search(r"3\s+.\s+exact_dedup\s+.\s+1\s+.\s+0\s+.\s+exact duplicate", processed.stdout)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"ops": [{"op": "shuffle"}]}))
+    project_id = project.json()["id"]
+    refused = _forge(
+        "datasets", "process", dataset_id, "latest", "--pipeline", str(bad), "--project", project_id, env=env
+    )  # fmt: skip
+    assert refused.returncode == 1 and "shuffle" in refused.stdout + refused.stderr
 
 
 def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(

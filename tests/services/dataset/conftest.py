@@ -142,6 +142,7 @@ async def dataset_service(
         dataset_bucket=bucket,
         upload_part_bytes=PART_BYTES,
         import_allowed_networks=["127.0.0.0/8"],  # the imports' test server, as an admin would allow a mirror
+        processing_shard_bytes=4096,  # several shards per test file: records numbered across them
     )
     app = create_app(settings)
     async with serving(app) as http:

@@ -495,6 +495,55 @@ def convert(
     _run(command)
 
 
+PipelineOption = typer.Option(
+    ..., exists=True, dir_okay=False, help='A JSON file: {"ops": [{"op": "strip_html"}, ...], "seed": 0}.'
+)
+
+
+@app.command("process")
+def process(
+    dataset_id: str,
+    version: str = typer.Argument(..., help="A version id or alias."),
+    pipeline: Path = PipelineOption,
+    project: str = typer.Option(..., help="The scheduler project whose quota the run uses."),
+    cpus: int = typer.Option(1, min=1, max=256, help="Cores for the run (Ray's CPUs)."),
+    tenant: str = TenantOption,
+) -> None:
+    """Run a pipeline of cleaning and dedup operators over a version (followed with a progress bar);
+    prints the output version and what each operator dropped and changed."""
+
+    def command() -> None:
+        try:
+            declared = json.loads(pipeline.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CliError(f"{pipeline}: not a JSON pipeline ({error})") from None
+        if not isinstance(declared, dict):
+            raise CliError(f'{pipeline}: a pipeline is a JSON object, {{"ops": [...]}}')
+        http, session = _client(tenant)
+        version_id = _version_id(http, session, dataset_id, version)
+        body = {**declared, "project_id": project, "resources": {"cpu_cores": cpus}}
+        task = _check(
+            http.post(f"/datasets/{dataset_id}/versions/{version_id}/process", json=body, headers=session)
+        )
+        done = _follow(http, session, dataset_id, task, "processing")
+        output = _check(
+            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
+        )
+        stats = done["stats"]
+        console.print(
+            f"version {output['number']} [bold]{output['id']}[/]: {stats['records_out']} of "
+            f"{stats['records_in']} records kept",
+            highlight=False,
+        )
+        table = Table("#", "operator", "dropped", "changed", "top reason")
+        for op in done["result"]["ops"]:
+            reason = next(iter(op["reasons"]), "")
+            table.add_row(str(op["position"]), op["op"], str(op["dropped"]), str(op["changed"]), reason)
+        console.print(table)
+
+    _run(command)
+
+
 @app.command("diff")
 def diff(
     dataset_id: str,

@@ -274,7 +274,7 @@ def _typical_job(name: str, description: str, service: str, entity: str) -> Stat
 
 DATASET_TASK = _typical_job(
     "dataset_task",
-    "A dataset task (import, clean, dedup, split, augment, features, convert): a typical job, no pause.",
+    "A dataset task (import, expand, split, diff, convert, process): a typical job, no pause.",
     service="dataset",
     entity="task",
 )

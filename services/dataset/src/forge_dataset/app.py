@@ -21,17 +21,21 @@ from forge_dataset.convert import service as convert_service
 from forge_dataset.deps import Deps
 from forge_dataset.diff import api as diff_api
 from forge_dataset.diff import service as diff_service
+from forge_dataset.features import api as features_api
+from forge_dataset.features import service as features_service
 from forge_dataset.imports import api as imports_api
 from forge_dataset.imports import service as imports_service
 from forge_dataset.media import api as media_api
 from forge_dataset.objects import ObjectStore
+from forge_dataset.processing import api as processing_api
+from forge_dataset.processing import service as processing_service
 from forge_dataset.settings import DatasetSettings
 from forge_dataset.sharing import api as sharing_api
 from forge_dataset.split import service as split_service
 from forge_dataset.statistics import api as statistics_api
 from forge_dataset.tasks import api as tasks_api
 from forge_dataset.tasks.runner import Handler, TaskActivities
-from forge_dataset.tasks.workflow import DatasetTaskWorkflow
+from forge_dataset.tasks.workflow import DatasetProcessWorkflow, DatasetTaskWorkflow
 from forge_dataset.uploads import api as uploads_api
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -49,6 +53,9 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
         import_max_file_bytes=dataset_settings.import_max_file_bytes,
         secrets=SecretBox(dataset_settings.dataset_connections_key.get_secret_value()),
         sql_import_timeout_s=dataset_settings.sql_import_timeout_s,
+        ray_address=dataset_settings.ray_address,
+        processing_link_ttl_s=dataset_settings.processing_link_ttl_s,
+        processing_shard_bytes=dataset_settings.processing_shard_bytes,
     )
     handlers: dict[str, Handler] = {
         "diff": diff_service.run_diff,
@@ -56,9 +63,11 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
         "import": imports_service.run_import,
         "expand": archives_service.run_expand,
         "convert": convert_service.run_convert,
+        "process": processing_service.run_process,
+        "features": features_service.run_features,
     }
     runtime.register(
-        workflows=[DatasetTaskWorkflow],
+        workflows=[DatasetTaskWorkflow, DatasetProcessWorkflow],
         activities=[*DatasetActivities(deps).all(), *TaskActivities(deps, handlers).all()],
     )
     return runtime, deps
@@ -76,6 +85,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         routers=[
             uploads_api.router,  # before api.router, whose POST .../{transition} would take /uploads
             convert_api.router,  # and /convert
+            processing_api.router,  # and /process
+            features_api.router,  # and /features
             api.router,
             aliases_api.router,
             tasks_api.router,

@@ -26,6 +26,10 @@ class Deps:
     secrets: SecretBox = field(default_factory=lambda: SecretBox(""))
     """Seals and opens connection secrets (unconfigured: connections are unavailable)."""
     sql_import_timeout_s: float = 3600.0
+    ray_address: str | None = None
+    """The Ray cluster pipelines run on; None: an embedded Ray per run."""
+    processing_link_ttl_s: int = 24 * 3600
+    processing_shard_bytes: int = 64 * 1024 * 1024
 
     @property
     def db(self) -> Database:

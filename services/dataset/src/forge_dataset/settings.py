@@ -56,6 +56,25 @@ class DatasetSettings(ServiceSettings):
         default=3600.0, gt=0, description="The longest a SQL import's query may run (statement timeout)."
     )
 
+    ray_address: str | None = Field(
+        default=None,
+        description=(
+            "An existing Ray cluster processing pipelines run on (`ray://head:10001`, e.g. KubeRay's head "
+            "service). Unset: each run starts an embedded Ray sized to the scheduler's allocation."
+        ),
+    )
+    processing_shard_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="A JSONL record file is processed in byte ranges of this size, in parallel.",
+    )
+    processing_link_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long the pre-signed links a processing run reads its record files through live.",
+    )
+
     @classmethod
     def for_service(cls, service: str, **overrides: object) -> ServiceSettings:
         """The kit's settings plus the connections key from the stack env file (the environment wins)."""

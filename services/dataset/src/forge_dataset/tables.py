@@ -209,3 +209,24 @@ class Upload(SQLModel, table=True):
     created_by: str | None = None
     created_at: datetime = _ts()
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class FeatureTransformer(SQLModel, table=True):
+    """A fitted feature transformer (DP-3): scikit-learn steps fitted on one version, stored as a joblib
+    artifact at a content-addressed key, applied unchanged to other versions of the tenant."""
+
+    __tablename__ = "feature_transformers"
+
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    dataset_id: str = Field(index=True)
+    fitted_on_version_id: str
+    task_id: str
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    object_key: str
+    sha256: str
+    size_bytes: int = bigint()
+    dimensions: int
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_by: str | None = None
+    created_at: datetime = _ts()

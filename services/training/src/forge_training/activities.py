@@ -41,6 +41,7 @@ from forge_contracts.activities.training import (
 )
 from forge_kit.errors import NotFound
 from forge_kit.observability import logger
+from forge_kit.runtime_process import RuntimeProcess, run_runtime
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -63,13 +64,14 @@ from forge_training.domain import (
     parse_s3_uri,
     runtime_spec,
 )
-from forge_training.runtime_process import RuntimeProcess, run_runtime
 from forge_training.schemas import EvaluationSettings
 from forge_training.service import Deps, ProgressBatch, RunStart
 from forge_training.storage import MissingObject
 from forge_training.tables import EvaluationJob, TrainingJob
 
 log = logger(component="training.activities")
+
+RUNTIME_MODULE = "forge_training_runtime"
 
 
 class ProgressRecorder:
@@ -224,7 +226,7 @@ class TrainingActivities:
         async def follow(event: dict[str, Any]) -> None:
             await self._on_event(job, event, layout, paths, recorder)
 
-        run = await run_runtime("train", spec, work_dir, on_start=started, on_event=follow)
+        run = await run_runtime(RUNTIME_MODULE, "train", spec, work_dir, on_start=started, on_event=follow)
         await recorder.flush()
         if not run.succeeded or run.result is None:
             message = error_message(run.error, run.stderr_tail, run.exit_code)
@@ -457,7 +459,7 @@ class EvaluationActivities:
                 "training.evaluation_started", evaluation_id=job.id, pid=process.pid, attempt=job.attempt
             )
 
-        run = await run_runtime("evaluate", spec, work_dir, on_start=started)
+        run = await run_runtime(RUNTIME_MODULE, "evaluate", spec, work_dir, on_start=started)
         if not run.succeeded or run.result is None or not paths.records_file.exists():
             message = error_message(run.error, run.stderr_tail, run.exit_code)
             raise await self._fail(job, message, exit_code=run.exit_code)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.events.base import UUID_PATTERN, Actor, Id, Sha256, TenantId
 from forge_contracts.events.dataset import ALIAS_PATTERN
 
@@ -25,6 +26,8 @@ RESOLVE_VERSION = "dataset.resolve_version"
 PUBLISH_DERIVED_VERSION = "dataset.publish_derived_version"
 
 TASK_WORKFLOW = "DatasetTaskWorkflow"
+PROCESS_WORKFLOW = "DatasetProcessWorkflow"
+"""A processing task: the scheduler's allocation around the task's run."""
 """One dataset task (diff, split, ...) in the background: run it, then end it cancelled or failed."""
 RUN_TASK = "dataset.run_task"
 END_TASK = "dataset.end_task"
@@ -144,6 +147,23 @@ class TaskRef(BaseModel):
     task_id: Id
 
 
+class TaskScheduling(BaseModel):
+    """What a scheduled task asks the scheduler for: its project's quota, one worker of this size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project_id: Id
+    per_worker: WorkerResources
+    priority: int = Field(default=0, ge=0, le=1000)
+    wait_for_admission_s: float = Field(default=86_400.0, gt=0, le=86_400)
+
+
+class ScheduledTaskRef(TaskRef):
+    """A task that runs on an allocation of the scheduler (`DatasetProcessWorkflow`)."""
+
+    scheduling: TaskScheduling
+
+
 class TaskEnd(BaseModel):
     """How a task that did not succeed ended: cancelled (as asked), or failed with the reason."""
 
@@ -172,6 +192,7 @@ def task_workflow_id(task_id: str) -> str:
 __all__ = [
     "END_TASK",
     "FILE_NAME_PATTERN",
+    "PROCESS_WORKFLOW",
     "PUBLISH_DERIVED_VERSION",
     "RECORD_FILE_PATTERN",
     "RESOLVE_VERSION",
@@ -183,8 +204,10 @@ __all__ = [
     "ManifestFile",
     "PublishDerivedVersion",
     "ResolvedVersion",
+    "ScheduledTaskRef",
     "TaskEnd",
     "TaskOutcome",
     "TaskRef",
+    "TaskScheduling",
     "task_workflow_id",
 ]

@@ -31,7 +31,7 @@ _TASK = {
     "occurred_at": "2025-03-01T10:00:00Z",
     "task_id": "01955b60-2c1d-7e0f-a1b2-c3d4e5f6a7b8",
     "dataset_id": "01955b3a-1f00-7aa0-8b1e-3c2d4e5f6a70",
-    "kind": "dedup",
+    "kind": "process",
 }
 
 
@@ -362,8 +362,10 @@ class DatasetClearanceSet(EntityEvent):
 
 
 DatasetTaskKind = Literal[
-    "import", "expand", "clean", "dedup", "split", "augment", "features", "convert", "diff"
+    "import", "expand", "clean", "dedup", "split", "augment", "features", "convert", "diff", "process"
 ]
+"""`clean` and `dedup` are never emitted (cleaning and dedup operators run in `process` tasks); they stay
+in v1 so the schema only grows. `augment` and `features` are the augmentation and feature tasks (DP-2/3)."""
 
 
 class DatasetTaskEvent(EntityEvent):
@@ -377,7 +379,7 @@ class DatasetTaskEvent(EntityEvent):
 
 
 class DatasetTaskCreated(DatasetTaskEvent):
-    """A dataset task (import, expand, clean, dedup, split, augment, features, convert, diff) was created."""
+    """A dataset task (import, expand, split, diff, convert, process, ...) was created."""
 
     event_type: ClassVar[str] = "forge.dataset.task.created.v1"
     model_config = example(

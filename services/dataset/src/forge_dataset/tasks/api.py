@@ -13,7 +13,7 @@ from forge_dataset.tasks import service
 router = APIRouter(prefix="/datasets/{dataset_id}/tasks", tags=["tasks"])
 
 
-Kind = Literal["split", "diff", "import"]
+Kind = Literal["import", "expand", "split", "diff", "convert", "process", "features"]
 State = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled"]
 
 

@@ -4,6 +4,7 @@ before leaves no version behind."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile
@@ -25,9 +26,11 @@ async def publish_output(
     result: dict[str, Any],
     splits: dict[str, int] | None = None,
     source: str = "derived",
+    also: Callable[[Any], Awaitable[None]] | None = None,
 ) -> TaskResult:
     """Write the manifest of `outputs`, then publish them (lineage: `parent_version_id`, `operation`, the
-    task's parameters) and end the task with `totals` and `result`, in one transaction."""
+    task's parameters) and end the task with `totals` and `result`, in one transaction; `also` adds its
+    own rows to that transaction (given the session)."""
     task, caller = ctx.task, ctx.caller
     await ctx.report(0.97, phase="publishing", force=True)
     digest = await store_manifest(ctx.deps.store, task.tenant, outputs)
@@ -47,6 +50,8 @@ async def publish_output(
             stats=stats_by_file,
             source=source,
         )
+        if also is not None:
+            await also(session)
         await tasks.succeed(
             ctx.deps,
             task.tenant,

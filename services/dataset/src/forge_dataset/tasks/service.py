@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from forge_contracts.activities.dataset import TASK_WORKFLOW, TaskRef, task_workflow_id
+from forge_contracts.activities.dataset import (
+    PROCESS_WORKFLOW,
+    TASK_WORKFLOW,
+    ScheduledTaskRef,
+    TaskRef,
+    TaskScheduling,
+    task_workflow_id,
+)
+from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.dataset import DatasetTaskCreated
 from forge_kit.auth import Principal
@@ -94,18 +102,38 @@ async def create_task(
 async def _start_workflow(deps: Deps, found: DatasetTask) -> None:
     """Start the task's workflow (already started: nothing to do). If the engine cannot be reached the
     task fails, so no task waits `queued` for a workflow that never comes."""
+    workflow, argument = _workflow(found)
     try:
         await deps.temporal.start_workflow(
-            TASK_WORKFLOW,
-            TaskRef(tenant_id=found.tenant, task_id=found.id),
-            id=task_workflow_id(found.id),
-            task_queue=deps.task_queue,
+            workflow, argument, id=task_workflow_id(found.id), task_queue=deps.task_queue
         )
     except WorkflowAlreadyStartedError:
         return
     except (RPCError, RuntimeError, Unavailable) as error:
         await end_task(deps, found.tenant, found.id, "failed", f"the task could not be started: {error}")
         raise Unavailable(f"the workflow engine could not start the task: {error}") from error
+
+
+SCHEDULED = ("process", "features")
+"""Kinds that run on Ray in the data runtime, under the scheduler's quota (their parameters name the
+project and the resources); every other kind runs on the dataset worker."""
+
+
+def _workflow(found: DatasetTask) -> tuple[str, TaskRef]:
+    if found.kind not in SCHEDULED:
+        return TASK_WORKFLOW, TaskRef(tenant_id=found.tenant, task_id=found.id)
+    resources = found.parameters["resources"]
+    return PROCESS_WORKFLOW, ScheduledTaskRef(
+        tenant_id=found.tenant,
+        task_id=found.id,
+        scheduling=TaskScheduling(
+            project_id=found.parameters["project_id"],
+            per_worker=WorkerResources(
+                cpu_millis=int(resources["cpu_cores"]) * 1000, memory_bytes=int(resources["memory_bytes"])
+            ),
+            priority=int(found.parameters.get("priority", 0)),
+        ),
+    )
 
 
 async def task_row(session: AsyncSession, caller: Principal, dataset_id: str, task_id: str) -> DatasetTask:

@@ -1,8 +1,10 @@
-"""The training runtime as a child process: `python -m forge_training_runtime <command> --spec spec.json`,
-read one JSON object per stdout line. The service never imports the runtime (nor torch).
+"""A runtime as a child process: `python -m <module> <command> --spec spec.json`, read one JSON object
+per stdout line. A service never imports its runtime (nor torch, nor Ray): the training runtime
+(`forge_training_runtime`: train, evaluate) and the data runtime (`forge_data_runtime`: process) run
+this way.
 
-`run_runtime` is the whole run (spec file, start, events, exit, kill on cancellation) used by both
-`train` and `evaluate`; `RuntimeProcess` is the process itself."""
+`run_runtime` is the whole run (spec file, start, events, exit, kill on cancellation); `RuntimeProcess`
+is the process itself."""
 
 from __future__ import annotations
 
@@ -11,12 +13,11 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RUNTIME_MODULE = "forge_training_runtime"
 _LINE_LIMIT = 4 * 1024 * 1024
 _STOP_GRACE_S = 5.0
 
@@ -24,7 +25,16 @@ _STOP_GRACE_S = 5.0
 class RuntimeProcess:
     """One run of the runtime; `stop()` kills it (and is safe to call when it already ended)."""
 
-    def __init__(self, command: str, spec_file: Path, stderr_file: Path) -> None:
+    def __init__(
+        self,
+        module: str,
+        command: str,
+        spec_file: Path,
+        stderr_file: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.module = module
+        self.env = env
         self.command = command
         self.spec_file = spec_file
         self.stderr_file = stderr_file
@@ -35,12 +45,12 @@ class RuntimeProcess:
         return self._process.pid if self._process else None
 
     async def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if self.env is None else self.env), "PYTHONUNBUFFERED": "1"}
         with self.stderr_file.open("wb") as stderr:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                RUNTIME_MODULE,
+                self.module,
                 self.command,
                 "--spec",
                 str(self.spec_file),
@@ -108,18 +118,21 @@ class RuntimeRun:
 
 
 async def run_runtime(
+    module: str,
     command: str,
     spec: dict[str, Any],
     work_dir: Path,
     *,
     on_start: Callable[[RuntimeProcess], Awaitable[None]] | None = None,
     on_event: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RuntimeRun:
-    """Write `spec` into `work_dir`, run `command` on it and hand every event to `on_event` as it comes.
-    The process never outlives the call: cancellation (or any error) kills it."""
+    """Write `spec` into `work_dir`, run `module`'s `command` on it and hand every event to `on_event` as
+    it comes. The process never outlives the call: cancellation (or any error) kills it. `env`: the
+    process's whole environment (default: the caller's)."""
     spec_file = work_dir / f"{command}.spec.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
-    process = RuntimeProcess(command, spec_file, work_dir / f"{command}.stderr")
+    process = RuntimeProcess(module, command, spec_file, work_dir / f"{command}.stderr", env)
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     try:

@@ -1,0 +1,297 @@
+"""Feature engineering (DP-3): fit a scikit-learn transformer on a version's records, or load one fitted
+before, and write every record with its feature vector, on Ray Data.
+
+Fitting reads the first `fit_records` records on the driver (a transformer is fitted on one machine);
+the fitted pipeline (a `ColumnTransformer` of the extraction steps, then the refining steps) is saved
+with joblib as the run's artifact, with a summary (dimensions, feature names, what each step kept).
+Applying downloads an artifact through its pre-signed link and checks its sha256 before loading it.
+Either way the transform runs in Ray tasks, a batch of records at a time, the fitted pipeline shared
+through Ray's object store; the records keep their order and gain `output_field`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from forge_contracts.features import (
+    FeaturesSpec,
+    Hashing,
+    KBest,
+    Numeric,
+    OneHot,
+    Pca,
+    Scale,
+    Tfidf,
+    TransformerSpec,
+    Variance,
+)
+
+from forge_data_runtime.engine import PipelineFailed, Shard, output_name, plan, read_shard, start_ray
+
+Emit = Any
+MISSING = "<missing>"
+_FITTED: dict[str, Any] = {}
+"""The fitted pipeline per object ref, in each Ray worker: deserialised once, not per batch."""
+
+
+def _frame(records: list[dict[str, Any]], spec: TransformerSpec) -> Any:
+    """The records as a DataFrame of the fields the steps read, typed for them."""
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    for step in spec.extract:
+        if isinstance(step, Tfidf | Hashing):
+            columns[step.field] = [
+                r.get(step.field) if isinstance(r.get(step.field), str) else "" for r in records
+            ]
+        elif isinstance(step, Numeric):
+            for name in step.fields:
+                columns[name] = pd.to_numeric(
+                    pd.Series([r.get(name) for r in records], dtype=object), errors="coerce"
+                )
+        else:
+            for name in step.fields:
+                columns[name] = [MISSING if r.get(name) is None else str(r.get(name)) for r in records]
+    frame = pd.DataFrame(columns)
+    for step in spec.extract:
+        if isinstance(step, Numeric):
+            frame[step.fields] = frame[step.fields].fillna(0.0).astype(float)
+    return frame
+
+
+def build(spec: TransformerSpec) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+    from sklearn.feature_selection import SelectKBest, VarianceThreshold, chi2, f_classif, mutual_info_classif
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+
+    parts: list[tuple[str, Any, Any]] = []
+    for number, step in enumerate(spec.extract):
+        name = f"{number}_{step.step}"
+        if isinstance(step, Tfidf):
+            vectorizer = TfidfVectorizer(
+                max_features=step.max_features,
+                ngram_range=(1, step.ngram_max),
+                min_df=step.min_df,
+                lowercase=step.lowercase,
+            )
+            parts.append((name, vectorizer, step.field))
+        elif isinstance(step, Hashing):
+            hashing = HashingVectorizer(
+                n_features=step.features, ngram_range=(1, step.ngram_max), lowercase=step.lowercase
+            )
+            parts.append((name, hashing, step.field))
+        elif isinstance(step, Numeric):
+            parts.append((name, "passthrough", list(step.fields)))
+        elif isinstance(step, OneHot):
+            encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=step.max_categories)
+            parts.append((name, encoder, list(step.fields)))
+    steps: list[tuple[str, Any]] = [("extract", ColumnTransformer(parts, sparse_threshold=0.0))]
+    scores = {"f_classif": f_classif, "chi2": chi2, "mutual_info": mutual_info_classif}
+    for number, refine in enumerate(spec.refine):
+        name = f"{number}_{refine.step}"
+        if isinstance(refine, Scale):
+            scaler = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}[
+                refine.method
+            ]
+            steps.append((name, scaler()))
+        elif isinstance(refine, Pca):
+            steps.append((name, PCA(n_components=refine.components, random_state=0)))
+        elif isinstance(refine, Variance):
+            steps.append((name, VarianceThreshold(refine.threshold)))
+        elif isinstance(refine, KBest):
+            steps.append((name, SelectKBest(scores[refine.score], k=refine.k)))
+    return Pipeline(steps)
+
+
+def summary(pipeline: Any, dimensions: int) -> dict[str, Any]:
+    """What the fitted transformer is: its output size, feature names where known, each step's figures."""
+    steps: list[dict[str, Any]] = []
+    extract = pipeline.named_steps["extract"]
+    for name, fitted, _ in extract.transformers_:
+        entry: dict[str, Any] = {"step": name.split("_", 1)[1]}
+        if hasattr(fitted, "vocabulary_"):
+            entry["vocabulary"] = len(fitted.vocabulary_)
+        if hasattr(fitted, "categories_"):
+            entry["categories"] = [len(c) for c in fitted.categories_]
+        steps.append(entry)
+    for name, fitted in pipeline.steps[1:]:
+        entry = {"step": name.split("_", 1)[1]}
+        if hasattr(fitted, "explained_variance_ratio_"):
+            entry["explained_variance"] = round(float(np.sum(fitted.explained_variance_ratio_)), 6)
+        if hasattr(fitted, "get_support"):
+            entry["kept"] = int(np.sum(fitted.get_support()))
+        steps.append(entry)
+    names: list[str] = []
+    with contextlib.suppress(Exception):
+        names = [str(n) for n in pipeline.get_feature_names_out()][:10_000]
+    return {"dimensions": dimensions, "steps": steps, "feature_names": names}
+
+
+def _records(spec: FeaturesSpec, shards: list[Shard], limit: int) -> Iterator[dict[str, Any]]:
+    taken = 0
+    for shard in shards:
+        for _, line in read_shard(shard, spec.inputs[shard.file]):
+            if taken >= limit:
+                return
+            record = orjson.loads(line)
+            yield record if isinstance(record, dict) else {}
+            taken += 1
+
+
+def _fit(spec: FeaturesSpec, shards: list[Shard], emit: Emit) -> tuple[Any, dict[str, Any]]:
+    transformer = spec.transformer
+    records = list(_records(spec, shards, transformer.fit_records))
+    if not records:
+        raise PipelineFailed("the version has no records to fit on")
+    frame = _frame(records, transformer)
+    target = None
+    if transformer.label is not None:
+        target = np.asarray(
+            [MISSING if r.get(transformer.label) is None else str(r.get(transformer.label)) for r in records]
+        )
+        if len(set(target.tolist())) < 2:
+            raise PipelineFailed(
+                f"the label {transformer.label!r} has fewer than two classes in the fitted records"
+            )
+    pipeline = build(transformer)
+    started = time.monotonic()
+    try:
+        fitted = pipeline.fit(frame, target)
+        dimensions = int(fitted.transform(frame.iloc[:1]).shape[1])
+    except ValueError as error:
+        raise PipelineFailed(f"the transformer cannot be fitted on this version: {error}") from None
+    emit(
+        {"kind": "log", "message": f"fitted on {len(records)} records in {time.monotonic() - started:.1f} s"}
+    )
+    return fitted, {**summary(fitted, dimensions), "fitted_records": len(records)}
+
+
+def _load(spec: FeaturesSpec) -> Any:
+    import joblib
+
+    if spec.artifact_url is None or spec.artifact_sha256 is None:
+        raise PipelineFailed("applying a transformer needs its artifact")
+    answer = urllib.request.urlopen(spec.artifact_url, timeout=300)  # noqa: S310 (a pre-signed link)
+    data = answer.read()
+    if hashlib.sha256(data).hexdigest() != spec.artifact_sha256:
+        raise PipelineFailed("the transformer's artifact does not match its recorded sha256")
+    path = Path(spec.work_dir) / "transformer.joblib"
+    path.write_bytes(data)
+    return joblib.load(path)
+
+
+class _Transform:
+    def __init__(self, fitted: Any, spec: TransformerSpec, shards: list[Shard], inputs: list[Any]) -> None:
+        self.fitted, self.spec, self.shards, self.inputs = fitted, spec, shards, inputs
+
+    def read(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        for index in batch["shard"]:
+            shard = self.shards[int(index)]
+            ids, lines = [], []
+            for local, line in read_shard(shard, self.inputs[shard.file]):
+                ids.append(shard.index << 32 | local)
+                lines.append(line)
+                if len(ids) >= 2048:
+                    yield {"_rid": np.asarray(ids, dtype=np.int64), "_json": np.asarray(lines, dtype=object)}
+                    ids, lines = [], []
+            yield {"_rid": np.asarray(ids, dtype=np.int64), "_json": np.asarray(lines, dtype=object)}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import ray
+
+        fitted = self.fitted
+        if isinstance(fitted, ray.ObjectRef):
+            key = fitted.hex()
+            if key not in _FITTED:
+                _FITTED[key] = ray.get(fitted)
+            fitted = _FITTED[key]
+        records = [orjson.loads(line) for line in batch["_json"]]
+        if not records:
+            return batch
+        vectors = fitted.transform(_frame(records, self.spec))
+        out = []
+        for record, vector in zip(records, np.asarray(vectors, dtype=np.float64), strict=True):
+            record[self.spec.output_field] = [round(float(v), 8) for v in vector]
+            out.append(orjson.dumps(record))
+        return {"_rid": batch["_rid"], "_json": np.asarray(out, dtype=object)}
+
+
+def run_features(spec: FeaturesSpec, emit: Emit) -> dict[str, Any]:
+    import joblib
+
+    shards = plan(spec.inputs, spec.shard_bytes)
+    out = Path(spec.output_dir)
+    (out / "records").mkdir(parents=True, exist_ok=True)
+    if spec.mode == "fit":
+        fitted, described = _fit(spec, shards, emit)
+        joblib.dump(fitted, out / "transformer.joblib")
+    else:
+        fitted, described = _load(spec), {}
+    total = max(sum(f.records for f in spec.inputs), 1)
+    with start_ray(spec.ray, emit) as ray:
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        transform = _Transform(ray.put(fitted), spec.transformer, shards, spec.inputs)
+        ds = ray.data.from_items(
+            [{"shard": s.index} for s in shards], override_num_blocks=max(len(shards), 1)
+        )
+        ds = ds.map_batches(transform.read, batch_size=1, batch_format="numpy")
+        ds = ds.map_batches(transform, batch_format="numpy", batch_size=spec.batch_rows)
+        names = [output_name(f.name) for f in spec.inputs]
+        sinks: dict[int, Any] = {}
+        written = [0] * len(spec.inputs)
+        done, reported = 0, time.monotonic()
+        try:
+            for batch in ds.iter_batches(batch_format="numpy", batch_size=4096):
+                for rid, line in zip(batch["_rid"].tolist(), batch["_json"], strict=True):
+                    file = shards[rid >> 32].file
+                    if file not in sinks:
+                        path = out / "records" / names[file]
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        sinks[file] = path.open("wb")
+                    sinks[file].write(line + b"\n")
+                    written[file] += 1
+                done += len(batch["_rid"])
+                if time.monotonic() - reported >= 1.0:
+                    reported = time.monotonic()
+                    emit(
+                        {
+                            "kind": "progress",
+                            "phase": "transforming",
+                            "progress": round(0.9 * done / total, 4),
+                            "records_done": done,
+                            "records_total": total,
+                        }
+                    )
+        except ValueError as error:
+            raise PipelineFailed(f"the transformer cannot be applied to this version: {error}") from None
+        finally:
+            for sink in sinks.values():
+                sink.close()
+    for number, name in enumerate(names):
+        if not written[number]:
+            (out / "records" / name).touch()
+    return {
+        "records": done,
+        "files": [
+            {"source": f.name, "output": names[n], "records": written[n]} for n, f in enumerate(spec.inputs)
+        ],
+        "transformer": described,
+    }
+
+
+__all__ = ["build", "run_features", "summary"]
