@@ -29,6 +29,7 @@ Prints a Markdown table; `--write` also replaces the near-dedup section of docs/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import json
@@ -47,6 +48,9 @@ from typing import Any
 
 SIZES = (10_000, 100_000, 1_000_000)
 SCALE_OUT_SIZE = 100_000
+BASELINE_MAX = 100_000
+"""datatrove runs at most at this size: at about 300 documents/s on this machine, 10^6 documents would
+take it close to an hour; above it only forge runs (its memory growth is what the largest size shows)."""
 THRESHOLD = 0.7
 NGRAM, BANDS, ROWS = 5, 14, 8
 """Shingles of both; datatrove's bands and hashes per band (its defaults)."""
@@ -244,8 +248,8 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_response(206 if found else 200)
         self.send_header("Content-Length", str(size - start))
         self.end_headers()
-        with path.open("rb") as source:
-            source.seek(start)
+        with path.open("rb") as source, contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            source.seek(start)  # a shard's reader hangs up once past its end
             shutil.copyfileobj(source, self.wfile, 1024 * 1024)
 
 
@@ -262,10 +266,8 @@ def scale_out(corpus: Path, records: int, work: Path) -> dict[int, dict[str, Any
                 "pipeline": {
                     "ops": [
                         {
-                            "op": "near_dedup",
+                            "op": "near_dedup",  # the operator's defaults, as the forge column
                             "ngram": NGRAM,
-                            "bands": BANDS,
-                            "rows": ROWS,
                             "threshold": THRESHOLD,
                         }
                     ]
@@ -298,12 +300,15 @@ def scale_out(corpus: Path, records: int, work: Path) -> dict[int, dict[str, Any
             result = next((e["result"] for e in events if e["kind"] == "result"), None)
             if done.returncode != 0 or result is None:
                 sys.exit(f"the runtime failed with {cpus} CPUs:\n{done.stderr[-3000:]}")
-            ray_start = next(
-                float(e["message"].split()[2])
-                for e in events
-                if e.get("message", "").startswith("ray started")
-            )
-            results[cpus] = {"seconds": total, "ray_start_s": ray_start, "dropped": result["records_dropped"]}
+            started = (re.match(r"ray started in ([0-9.]+) s", e.get("message", "")) for e in events)
+            ray_start = next(float(found.group(1)) for found in started if found)
+            results[cpus] = {
+                "seconds": total,
+                "ray_start_s": ray_start,
+                "dropped": result["records_dropped"],
+                "dedup": result["ops"][0].get("dedup"),
+                "records_in": result["records_in"],
+            }
     finally:
         server.shutdown()
     return results
@@ -320,20 +325,26 @@ def table(results: list[dict[str, Any]], scaled: dict[int, dict[str, Any]] | Non
     ]
     for r in results:
         n, d, f = r["documents"], r["datatrove"], r["forge"]
+        if d is None:
+            rows.append(f"| {n:,} | datatrove | not run (`--baseline-max`) | | | | |")
         for name, m in (("datatrove", d), ("forge", f)):
+            if m is None:
+                continue
             precision, recall = _quality(m["removed"], r["data"]["duplicates"])
-            ratio = f"**{(n / f['seconds']) / (n / d['seconds']):.2f}x**" if name == "forge" else ""
+            ratio = f"**{d['seconds'] / f['seconds']:.2f}x**" if name == "forge" and d else ""
             rows.append(
                 f"| {n:,} | {name} | {n / m['seconds']:,.0f} | {ratio} | {_mib(m['peak_rss'])} "
                 f"| {precision:.4f} | {recall:.4f} |"
             )
-    if len(results) > 1:
-        small, large = results[0], results[-1]
-        growth = {k: large[k]["peak_rss"] / small[k]["peak_rss"] for k in ("datatrove", "forge")}
-        rows.append(
-            f"| {small['documents']:,} -> {large['documents']:,} | peak RSS growth | | | "
-            f"datatrove {growth['datatrove']:.2f}x, forge {growth['forge']:.2f}x | | |"
-        )
+    for side in ("datatrove", "forge"):
+        measured = [r for r in results if r[side] is not None]
+        if len(measured) > 1:
+            small, large = measured[0], measured[-1]
+            growth = large[side]["peak_rss"] / small[side]["peak_rss"]
+            rows.append(
+                f"| {small['documents']:,} -> {large['documents']:,} | {side}: peak RSS growth | | | "
+                f"**{growth:.2f}x** for {large['documents'] / small['documents']:,.0f}x the documents | | |"
+            )
     notes = [
         f"{r['documents']:,} documents ({_mib(r['data']['bytes'])}): {r['data']['copies']:,} planted copies, "
         f"{len(r['data']['duplicates']):,} of them at Jaccard >= {THRESHOLD} (the ground truth); the highest "
@@ -384,21 +395,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--documents", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--no-scale-out", action="store_true", help="skip the Ray 1-vs-2 CPU runs")
+    parser.add_argument(
+        "--scale-out-only", type=int, default=0, help="only the Ray runs, on this many documents"
+    )
+    parser.add_argument(
+        "--baseline-max", type=int, default=BASELINE_MAX, help="largest corpus datatrove runs on"
+    )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     results = []
     scaled = None
+    if args.scale_out_only:  # check the scale-out runs alone, on a small corpus
+        with tempfile.TemporaryDirectory(prefix="near-dedup-bench-") as tmp:
+            data = _run_child("generate", tmp, args.scale_out_only)
+            print(json.dumps(scale_out(Path(data["path"]), args.scale_out_only, Path(tmp))))
+        return
     for documents in sorted(args.documents):
         with tempfile.TemporaryDirectory(prefix="near-dedup-bench-") as tmp:
             folder = Path(tmp)
             data = _run_child("generate", folder, documents)
             corpus = Path(data["path"])
+            baseline = _run_child("datatrove", corpus, folder) if documents <= args.baseline_max else None
             results.append(
                 {
                     "documents": documents,
                     "data": data,
-                    "datatrove": _run_child("datatrove", corpus, folder),
+                    "datatrove": baseline,
                     "forge": _run_child("forge", corpus, folder),
                 }
             )

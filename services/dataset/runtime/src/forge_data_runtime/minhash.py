@@ -10,8 +10,8 @@ Clusters (`NearDuplicateIndex`, in the driver): band keys and signatures are app
 arrive, so memory holds one band's keys at a time (16 bytes per record) rather than the corpus; for each
 band, records sorting next to each other under an equal key are candidate pairs (each with its
 predecessor and with the first of its bucket); with a threshold, a pair counts only if the share of equal
-signature values (the Jaccard estimate) reaches it. Connected records form a cluster whose first record
-(in input order) is kept.
+signature values (the Jaccard estimate, from rows read back from the spill file) reaches it. Connected
+records form a cluster whose first record (in input order) is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import xxhash
@@ -27,6 +28,8 @@ from forge_contracts.processing import NearDedup
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+", re.UNICODE)
 _ROLL = np.uint64(0x9E3779B97F4A7C15)
 _SHIFT = np.uint64(32)
+CONFIRM_PAIRS = 8192
+"""Candidate pairs confirmed at a time: their signature rows (1 KiB each by default) are what is held."""
 
 
 def tokens(text: str, lowercase: bool) -> list[str]:
@@ -83,6 +86,27 @@ class MinHasher:
         banded = signatures[:, : p.bands * p.rows]
         shaped = banded.reshape(len(signatures), p.bands, p.rows).astype(np.uint64)
         return (shaped * self.fold).sum(axis=2, dtype=np.uint64)
+
+
+def _read_rows(source: BinaryIO, wanted: np.ndarray, width: int) -> _Rows:
+    """The signature rows `wanted` (sorted), read one by one from the spill file: a memory map would put
+    every page it touched into the process's resident set, which then grows with the corpus."""
+    row_bytes = width * 4
+    rows = np.empty((len(wanted), width), dtype=np.uint32)
+    for slot, index in enumerate(wanted.tolist()):
+        source.seek(index * row_bytes)
+        rows[slot] = np.frombuffer(source.read(row_bytes), dtype=np.uint32)
+    return _Rows(wanted, rows)
+
+
+class _Rows:
+    """Rows of a signature matrix by their record's dense index."""
+
+    def __init__(self, indices: np.ndarray, rows: np.ndarray) -> None:
+        self.indices, self.rows = indices, rows
+
+    def __getitem__(self, wanted: np.ndarray) -> np.ndarray:
+        return self.rows[np.searchsorted(self.indices, wanted)]
 
 
 @dataclass
@@ -150,15 +174,13 @@ class NearDuplicateIndex:
         left, right = left[keep], right[keep]
         candidates = len(left)
         if p.threshold is not None and candidates:
-            signatures = np.memmap(
-                self.directory / "signatures.bin", dtype=np.uint32, mode="r", shape=(n, p.permutations)
-            )
             confirmed = np.zeros(candidates, dtype=bool)
-            for start in range(0, candidates, 65_536):
-                a, b = left[start : start + 65_536], right[start : start + 65_536]
-                similarity = (signatures[a] == signatures[b]).mean(axis=1)
-                confirmed[start : start + 65_536] = similarity >= p.threshold
-            del signatures
+            with (self.directory / "signatures.bin").open("rb") as signatures:
+                for start in range(0, candidates, CONFIRM_PAIRS):
+                    a, b = left[start : start + CONFIRM_PAIRS], right[start : start + CONFIRM_PAIRS]
+                    rows = _read_rows(signatures, np.union1d(a, b), p.permutations)
+                    similarity = (rows[a] == rows[b]).mean(axis=1)
+                    confirmed[start : start + CONFIRM_PAIRS] = similarity >= p.threshold
             left, right = left[confirmed], right[confirmed]
         root = np.arange(n, dtype=np.int64)
 

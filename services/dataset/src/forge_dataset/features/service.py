@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from forge_contracts.envelope import uuid7
 from forge_contracts.features import FeaturesSpec, TransformerSpec, fields_read
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
-from forge_kit.runtime_process import run_runtime
 from sqlmodel import col, select
 
 from forge_dataset import domain
@@ -30,15 +27,12 @@ from forge_dataset.diff.domain import canonical
 from forge_dataset.features.schemas import FeaturesRequest
 from forge_dataset.processing.service import (
     PROCESSED,
-    RUNTIME_MODULE,
-    Relay,
     check_fields,
-    outcome,
     output_names,
     ray_settings,
     record_inputs,
-    runtime_env,
-    store_outputs,
+    run_and_store,
+    runtime_dirs,
 )
 from forge_dataset.rows import dataset_row, version_row
 from forge_dataset.service import READABLE
@@ -116,13 +110,8 @@ async def run_features(ctx: TaskContext) -> TaskResult:
     if request.transformer_id is not None:
         fitted = await transformer(deps, caller, request.transformer_id)
     spec = request.fit or TransformerSpec.model_validate(fitted.spec if fitted else {})
-    relay = Relay(ctx)
-    await ctx.report(0.0, phase="starting", message=relay.message, force=True)
-    with (
-        tempfile.TemporaryDirectory(prefix=f"features-{task.id}-", dir=deps.work_dir) as work,
-        tempfile.TemporaryDirectory(prefix="forge-ray-", dir="/tmp") as ray_dir,
-    ):
-        out = Path(work) / "out"
+    with runtime_dirs(ctx, "features") as (work, ray_dir):
+        out = work / "out"
         runtime_spec = FeaturesSpec(
             mode="apply" if fitted else "fit",
             transformer=spec,
@@ -132,21 +121,13 @@ async def run_features(ctx: TaskContext) -> TaskResult:
             artifact_sha256=fitted.sha256 if fitted else None,
             inputs=await record_inputs(deps, [f for f, _ in per_file]),
             output_dir=str(out),
-            work_dir=work,
+            work_dir=str(work),
             ray=ray_settings(deps, request.resources, ray_dir),
             shard_bytes=deps.processing_shard_bytes,
         )
-        run = await run_runtime(
-            RUNTIME_MODULE,
-            "features",
-            runtime_spec.model_dump(mode="json"),
-            Path(work),
-            on_event=relay,
-            env=runtime_env(),
+        report, outputs, stats_by_file = await run_and_store(
+            ctx, "features", runtime_spec, [f for f, _ in per_file]
         )
-        report = outcome(run)
-        await ctx.report(0.93, phase="storing", force=True)
-        outputs, stats_by_file = await store_outputs(ctx, [f for f, _ in per_file], out / "records")
         created: FeatureTransformer | None = None
         if fitted is None:
             artifact = out / "transformer.joblib"

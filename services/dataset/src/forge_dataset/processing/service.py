@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 from forge_contracts.activities.dataset import ManifestFile
+from forge_contracts.features import FeaturesSpec
 from forge_contracts.processing import InputFile, Pipeline, ProcessSpec, RaySettings, fields_named
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
@@ -210,6 +212,33 @@ async def store_outputs(
     return outputs, stats_by_file
 
 
+@contextlib.contextmanager
+def runtime_dirs(ctx: TaskContext, command: str) -> Iterator[tuple[Path, str]]:
+    """The run's work folder and Ray's (short: it holds Unix sockets), removed after."""
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{command}-{ctx.task.id}-", dir=ctx.deps.work_dir) as work,
+        tempfile.TemporaryDirectory(prefix="forge-ray-", dir="/tmp") as ray_dir,
+    ):
+        yield Path(work), ray_dir
+
+
+async def run_and_store(
+    ctx: TaskContext, command: str, spec: ProcessSpec | FeaturesSpec, files: list[VersionFile]
+) -> tuple[dict[str, Any], list[ManifestFile], dict[str, dict[str, Any]]]:
+    """Run the data runtime's `command` on `spec` (its events relayed onto the task), then store what it
+    wrote: its report, the output version's files and their statistics."""
+    relay = Relay(ctx)
+    await ctx.report(0.0, phase="starting", message=relay.message, force=True)
+    work = Path(spec.work_dir)
+    run = await run_runtime(
+        RUNTIME_MODULE, command, spec.model_dump(mode="json"), work, on_event=relay, env=runtime_env()
+    )
+    report = outcome(run)
+    await ctx.report(0.93, phase="storing", force=True)
+    outputs, stats_by_file = await store_outputs(ctx, files, Path(spec.output_dir) / "records")
+    return report, outputs, stats_by_file
+
+
 async def run_process(ctx: TaskContext) -> TaskResult:
     """The `process` task's handler."""
     deps, caller, task = ctx.deps, ctx.caller, ctx.task
@@ -218,32 +247,17 @@ async def run_process(ctx: TaskContext) -> TaskResult:
     if source.state not in READABLE:
         raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
     inputs = await record_inputs(deps, [f for f, _ in per_file])
-    relay = Relay(ctx)
-    await ctx.report(0.0, phase="starting", message=relay.message, force=True)
-    with (
-        tempfile.TemporaryDirectory(prefix=f"process-{task.id}-", dir=deps.work_dir) as work,
-        tempfile.TemporaryDirectory(prefix="forge-ray-", dir="/tmp") as ray_dir,  # short: Unix sockets
-    ):
-        out = Path(work) / "out"
+    with runtime_dirs(ctx, "process") as (work, ray_dir):
         spec = ProcessSpec(
             pipeline=Pipeline(ops=request.ops, seed=request.seed),
             inputs=inputs,
-            output_dir=str(out),
-            work_dir=work,
+            output_dir=str(work / "out"),
+            work_dir=str(work),
             ray=ray_settings(deps, request.resources, ray_dir),
             shard_bytes=deps.processing_shard_bytes,
         )
-        run = await run_runtime(
-            RUNTIME_MODULE,
-            "process",
-            spec.model_dump(mode="json"),
-            Path(work),
-            on_event=relay,
-            env=runtime_env(),
-        )
-        report = outcome(run)
-        await ctx.report(0.93, phase="storing", force=True)
-        outputs, stats_by_file = await store_outputs(ctx, [f for f, _ in per_file], out / "records")
+        report, outputs, stats_by_file = await run_and_store(ctx, "process", spec, [f for f, _ in per_file])
+        out = work / "out"
         await deps.store.put_file(dropped_key(task.tenant, task.id), out / "dropped.jsonl")
     totals = {k: int(report[k]) for k in ("records_in", "records_out", "records_dropped", "records_changed")}
     return await publish_output(

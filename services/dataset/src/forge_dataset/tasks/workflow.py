@@ -63,13 +63,17 @@ async def run_to_end(ref: TaskRef) -> TaskOutcome:
             raise
         if not isinstance(error, ActivityError):
             raise
-        cause = error.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-        return await end(ref, "failed", reason)
+        return await end(ref, "failed", failure_reason(error))
     except BaseException as error:  # asyncio.CancelledError: cancelled between activities
         if is_cancelled_exception(error):
             await end(ref, "cancelled")
         raise
+
+
+def failure_reason(error: ActivityError) -> str:
+    """Why an activity failed, as its error said it."""
+    cause = error.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
 
 
 async def end(ref: TaskRef, outcome: str, error: str | None = None) -> TaskOutcome:
@@ -133,9 +137,7 @@ class DatasetProcessWorkflow:
                 raise
             if not isinstance(error, ActivityError):
                 raise
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-            return await end(ref, "failed", f"the scheduler could not run the task: {reason}")
+            return await end(ref, "failed", f"the scheduler could not run the task: {failure_reason(error)}")
         except BaseException as error:
             if is_cancelled_exception(error):
                 await end(ref, "cancelled")
