@@ -43,6 +43,18 @@ from forge_dataset.tables import Dataset, DatasetVersion, VersionFile
 READABLE = ("published", "deprecated")
 
 
+async def published_source(
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str, *, doing: str
+) -> DatasetVersion:
+    """The version a background task is asked to read: 409 unless published (`doing`: what the task
+    would do, for the message, e.g. `can be split`)."""
+    async with deps.db.session() as session:
+        source = await version_row(session, caller, dataset_id, version_id)
+    if source.state not in READABLE:
+        raise Conflict(f"only a published version {doing}; version {version_id!r} is {source.state!r}")
+    return source
+
+
 # --- reads ------------------------------------------------------------------------------------------
 
 

@@ -177,6 +177,20 @@ def read_shard(shard: Shard, file: InputFile) -> Iterator[tuple[int, bytes]]:
             raise PipelineFailed(f"{file.name}: {file.format} files hold no records to process")
 
 
+def shard_batches(shard: Shard, file: InputFile) -> Iterator[tuple[list[int], list[bytes]]]:
+    """The shard's records, `READ_ROWS` at a time, with their row ids (shard << 32 | index in the
+    shard); the last batch may be empty."""
+    ids: list[int] = []
+    records: list[bytes] = []
+    for local, record in read_shard(shard, file):
+        ids.append(shard.index << 32 | local)
+        records.append(record)
+        if len(ids) >= READ_ROWS:
+            yield ids, records
+            ids, records = [], []
+    yield ids, records
+
+
 class Counter:
     """A Ray actor the tasks tell how many rows each stage has done, and the first rule that failed (its
     message template and records: the exception itself reaches the driver only as Ray's text)."""
@@ -309,17 +323,9 @@ class Run:
         def read(batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
             for index in batch["shard"]:
                 shard = shards[int(index)]
-                ids: list[int] = []
-                records: list[bytes] = []
-                for local, record in read_shard(shard, inputs[shard.file]):
-                    ids.append(shard.index << 32 | local)
-                    records.append(record)
-                    if len(ids) >= READ_ROWS:
-                        counter.add.remote(0, len(ids))
-                        yield stages.rows(ids, records)
-                        ids, records = [], []
-                counter.add.remote(0, len(ids))
-                yield stages.rows(ids, records)
+                for ids, records in shard_batches(shard, inputs[shard.file]):
+                    counter.add.remote(0, len(ids))
+                    yield stages.rows(ids, records)
 
         ds = ray.data.from_items(
             [{"shard": s.index} for s in shards], override_num_blocks=max(len(shards), 1)
@@ -652,4 +658,14 @@ def run(spec: ProcessSpec, emit: Emit) -> dict[str, Any]:
     return Run(spec, emit).execute()
 
 
-__all__ = ["PipelineFailed", "Run", "Shard", "output_name", "plan", "read_shard", "run", "start_ray"]
+__all__ = [
+    "PipelineFailed",
+    "Run",
+    "Shard",
+    "output_name",
+    "plan",
+    "read_shard",
+    "run",
+    "shard_batches",
+    "start_ray",
+]

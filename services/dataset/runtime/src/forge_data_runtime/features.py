@@ -34,7 +34,15 @@ from forge_contracts.features import (
     Variance,
 )
 
-from forge_data_runtime.engine import PipelineFailed, Shard, output_name, plan, read_shard, start_ray
+from forge_data_runtime.engine import (
+    PipelineFailed,
+    Shard,
+    output_name,
+    plan,
+    read_shard,
+    shard_batches,
+    start_ray,
+)
 
 Emit = Any
 MISSING = "<missing>"
@@ -198,14 +206,8 @@ class _Transform:
     def read(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         for index in batch["shard"]:
             shard = self.shards[int(index)]
-            ids, lines = [], []
-            for local, line in read_shard(shard, self.inputs[shard.file]):
-                ids.append(shard.index << 32 | local)
-                lines.append(line)
-                if len(ids) >= 2048:
-                    yield {"_rid": np.asarray(ids, dtype=np.int64), "_json": np.asarray(lines, dtype=object)}
-                    ids, lines = [], []
-            yield {"_rid": np.asarray(ids, dtype=np.int64), "_json": np.asarray(lines, dtype=object)}
+            for ids, lines in shard_batches(shard, self.inputs[shard.file]):
+                yield {"_rid": np.asarray(ids, dtype=np.int64), "_json": np.asarray(lines, dtype=object)}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray

@@ -24,8 +24,7 @@ from forge_dataset.convert.domain import ConvertError, ParquetSink, parquet_name
 from forge_dataset.convert.schemas import ConvertRequest
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
-from forge_dataset.rows import version_row
-from forge_dataset.service import READABLE
+from forge_dataset.service import READABLE, published_source
 from forge_dataset.split.domain import SplitError
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.statistics.service import version_stats
@@ -42,12 +41,7 @@ async def start_convert(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str, request: ConvertRequest
 ) -> tuple[DatasetTask, bool]:
     """The convert task of a published version (an identical request's while it runs or once done)."""
-    async with deps.db.session() as session:
-        source = await version_row(session, caller, dataset_id, version_id)
-    if source.state not in READABLE:
-        raise Conflict(
-            f"only a published version can be converted; version {version_id!r} is {source.state!r}"
-        )
+    await published_source(deps, caller, dataset_id, version_id, doing="can be converted")
     parameters = request.model_dump(mode="json")
     return await tasks.create_task(
         deps,

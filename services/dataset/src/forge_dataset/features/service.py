@@ -34,8 +34,8 @@ from forge_dataset.processing.service import (
     run_and_store,
     runtime_dirs,
 )
-from forge_dataset.rows import dataset_row, version_row
-from forge_dataset.service import READABLE
+from forge_dataset.rows import dataset_row
+from forge_dataset.service import READABLE, published_source
 from forge_dataset.statistics.service import version_stats
 from forge_dataset.tables import DatasetTask, FeatureTransformer
 from forge_dataset.tasks import service as tasks
@@ -71,12 +71,7 @@ async def start_features(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str, request: FeaturesRequest
 ) -> tuple[DatasetTask, bool]:
     """The features task of a published version (an identical request's while it runs or once done)."""
-    async with deps.db.session() as session:
-        source = await version_row(session, caller, dataset_id, version_id)
-    if source.state not in READABLE:
-        raise Conflict(
-            f"only a published version has features made; version {version_id!r} is {source.state!r}"
-        )
+    await published_source(deps, caller, dataset_id, version_id, doing="has features made")
     spec = request.fit
     if request.transformer_id is not None:
         spec = TransformerSpec.model_validate((await transformer(deps, caller, request.transformer_id)).spec)

@@ -33,8 +33,7 @@ from forge_dataset import domain, formats
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
 from forge_dataset.processing.schemas import DroppedPage, DroppedRecord, ProcessRequest, ProcessResources
-from forge_dataset.rows import version_row
-from forge_dataset.service import READABLE
+from forge_dataset.service import READABLE, published_source
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.statistics.service import version_stats
 from forge_dataset.tables import DatasetTask, VersionFile
@@ -93,12 +92,7 @@ async def start_process(
     deps: Deps, caller: Principal, dataset_id: str, version_id: str, request: ProcessRequest
 ) -> tuple[DatasetTask, bool]:
     """The process task of a published version (an identical request's while it runs or once done)."""
-    async with deps.db.session() as session:
-        source = await version_row(session, caller, dataset_id, version_id)
-    if source.state not in READABLE:
-        raise Conflict(
-            f"only a published version can be processed; version {version_id!r} is {source.state!r}"
-        )
+    await published_source(deps, caller, dataset_id, version_id, doing="can be processed")
     _, per_file, _ = await version_stats(deps, caller, dataset_id, version_id)
     if not any(f.format in PROCESSED for f, _ in per_file):
         raise Unprocessable("the version has no record files (JSONL, CSV or Parquet) to process")

@@ -23,7 +23,7 @@ from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
 from forge_dataset.rows import version_files, version_row
 from forge_dataset.schemas import SplitRequest
-from forge_dataset.service import READABLE
+from forge_dataset.service import READABLE, published_source
 from forge_dataset.split.domain import SplitError, SplitPlan, Splitter, StrataCounter
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
@@ -46,10 +46,7 @@ async def start_split(
 ) -> tuple[DatasetTask, bool]:
     """The split task of a readable version (a new one, or an identical request's: the same seed and
     parameters give the same output, so it is shared)."""
-    async with deps.db.session() as session:
-        source = await version_row(session, caller, dataset_id, version_id)
-    if source.state not in READABLE:
-        raise Conflict(f"only a published version can be split; version {version_id!r} is {source.state!r}")
+    await published_source(deps, caller, dataset_id, version_id, doing="can be split")
     parameters = request.model_dump(mode="json")
     return await tasks.create_task(
         deps,
