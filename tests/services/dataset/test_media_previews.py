@@ -5,37 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 from forge_dataset.media.domain import preview_key
 from PIL import Image
 
+from tests.services.dataset.clips import ffmpeg_clip
 from tests.services.dataset.conftest import DatasetService
 from tests.services.dataset.test_dataset_service import ACME, GLOBEX, create_dataset, create_version, upload
-
-
-def _ffmpeg(*source: str, suffix: str) -> bytes:
-    """A clip made by ffmpeg from a lavfi test source (tiny, deterministic)."""
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / f"clip{suffix}"
-        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", *source, str(out)], check=True, timeout=60)
-        return out.read_bytes()
 
 
 @pytest.fixture(scope="module")
 def tone() -> bytes:
     """One second of a 440 Hz sine at 16 kHz, mono WAV."""
-    return _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=16000", suffix=".wav")
+    return ffmpeg_clip("-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=16000", suffix=".wav")
 
 
 @pytest.fixture(scope="module")
 def clip() -> bytes:
     """Two seconds of a 160x120 test pattern at 10 fps, H.264 in MP4."""
-    return _ffmpeg(
+    return ffmpeg_clip(
         *["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2"],
         *["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"],
         suffix=".mp4",

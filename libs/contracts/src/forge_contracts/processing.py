@@ -17,6 +17,10 @@ the reason into the task's report.
 | `exact_dedup` | keeps the first record of each group with identical (optionally normalised) fields |
 | `near_dedup` | MinHash-LSH over word shingles; keeps the first record of each near-duplicate cluster |
 | `rule` | a user-written Python expression or function, run in a sandbox (no network; CPU, memory capped) |
+| `augment_*` | augmented copies of text, images, audio, video (DP-2, `forge_contracts.augmentation`) |
+
+Records keep their source's identity through the run: every output record is traced to the source record
+it came from (and, for an augmented copy, the operator and seed that made it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ import ast
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from forge_contracts.augmentation import (
+    AUGMENT_OPS,
+    MEDIA_OPS,
+    AugmentAudio,
+    AugmentImage,
+    AugmentText,
+    AugmentVideo,
+)
 
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 """A top-level field of the records (a JSON object's key)."""
@@ -225,7 +238,19 @@ class Rule(_Op):
 
 
 Op = Annotated[
-    StripHtml | Normalize | Language | Quality | Keywords | Pii | ExactDedup | NearDedup | Rule,
+    StripHtml
+    | Normalize
+    | Language
+    | Quality
+    | Keywords
+    | Pii
+    | ExactDedup
+    | NearDedup
+    | Rule
+    | AugmentText
+    | AugmentImage
+    | AugmentAudio
+    | AugmentVideo,
     Field(discriminator="op"),
 ]
 OP_NAMES: tuple[str, ...] = (
@@ -238,6 +263,10 @@ OP_NAMES: tuple[str, ...] = (
     "exact_dedup",
     "near_dedup",
     "rule",
+    "augment_text",
+    "augment_image",
+    "augment_audio",
+    "augment_video",
 )
 GLOBAL_OPS = frozenset({"exact_dedup", "near_dedup"})
 """Operators that see every record before any passes on (the others work a record at a time)."""
@@ -247,7 +276,25 @@ class Pipeline(_Op):
     """The operators, applied in order."""
 
     ops: list[Op] = Field(min_length=1, max_length=50)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds hashing and sampling.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds hashing, sampling and augmentation.")
+
+    @model_validator(mode="after")
+    def _dedup_before_augmenting(self) -> Pipeline:
+        augmented = None
+        for position, op in enumerate(self.ops, start=1):
+            if op.op in AUGMENT_OPS and augmented is None:
+                augmented = position
+            if op.op in GLOBAL_OPS and augmented is not None:
+                raise ValueError(
+                    f"op {position} ({op.op}) comes after op {augmented} ({self.ops[augmented - 1].op}): "
+                    "deduplicate before augmenting (augmented copies are near duplicates by design)"
+                )
+        return self
+
+    @property
+    def media_modalities(self) -> set[str]:
+        """The kinds of media file the pipeline's operators read."""
+        return {MEDIA_OPS[op.op] for op in self.ops if op.op in MEDIA_OPS}
 
 
 class InputFile(_Op):
@@ -270,21 +317,34 @@ class RaySettings(_Op):
     temp_dir: str = Field(description="Ray's session folder (short: it holds Unix sockets).")
 
 
+class MediaInput(_Op):
+    """A media file of the version an augmentation reads (through a pre-signed URL)."""
+
+    url: str
+    media_type: str
+    size_bytes: int = Field(ge=0)
+
+
 class ProcessSpec(_Op):
     """What the dataset service hands the data runtime (`python -m forge_data_runtime process`)."""
 
     pipeline: Pipeline
     inputs: list[InputFile] = Field(min_length=1)
     output_dir: str = Field(
-        description="Kept records go to records/<name>.jsonl, dropped ones to dropped.jsonl."
+        description="Kept records go to records/<name>.jsonl, new media files under media/, dropped records "
+        "to dropped.jsonl, each output record's source to lineage.jsonl."
     )
     work_dir: str = Field(description="Scratch space (near-dedup spills its keys here).")
+    media: dict[str, MediaInput] = Field(
+        default_factory=dict,
+        description="The version's media files the augmentation operators read, by name.",
+    )
     ray: RaySettings
     shard_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_rows: int = Field(default=1024, ge=1, le=1_000_000)
 
 
-def fields_named(op: _Op) -> list[str]:
+def fields_named(op: BaseModel) -> list[str]:
     """The record fields an operator reads."""
     named: list[str] = []
     for attribute in ("fields", "field"):
@@ -303,6 +363,7 @@ __all__ = [
     "InputFile",
     "Keywords",
     "Language",
+    "MediaInput",
     "NearDedup",
     "Normalize",
     "Op",

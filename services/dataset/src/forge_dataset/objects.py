@@ -247,14 +247,16 @@ class ObjectStore:
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
                 raise
 
-    async def presign_get(self, key: str, expires_s: int) -> str:
-        """A link that reads the object for `expires_s` without credentials (what a runtime gets: never the
+    async def presign_get(self, keys: list[str], expires_s: int) -> list[str]:
+        """Links that read the objects for `expires_s` without credentials (what a runtime gets: never the
         service's keys)."""
         async with self.client() as s3:
-            url: str = await s3.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
-            )
-        return url
+            return [
+                await s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+                )
+                for key in keys
+            ]
 
     async def delete(self, key: str) -> None:
         async with self.client() as s3:

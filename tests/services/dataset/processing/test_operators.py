@@ -10,6 +10,7 @@ from typing import Any, get_args
 import numpy as np
 import orjson
 import pytest
+from forge_contracts.augmentation import AUGMENT_OPS
 from forge_contracts.processing import (
     ExactDedup,
     Keywords,
@@ -23,6 +24,7 @@ from forge_contracts.processing import (
     StripHtml,
 )
 from forge_data_runtime import stages
+from forge_data_runtime.copies import AugmentStage
 from forge_data_runtime.language import LanguageFilter
 from forge_data_runtime.minhash import MinHasher, NearDuplicateIndex, tokens
 from forge_data_runtime.sandbox import RuleFailed, RuleRunner
@@ -332,12 +334,20 @@ def test_every_operator_named_in_the_contract_is_built_by_the_runtime() -> None:
     from pydantic import TypeAdapter
 
     adapter = TypeAdapter(Op)
+    required: dict[str, dict[str, Any]] = {
+        "keywords": {"keywords": ["x"]},
+        "rule": {"expression": "True"},
+        "augment_text": {"transforms": [{"kind": "swap"}]},
+        "augment_image": {"transforms": [{"kind": "flip"}]},
+        "augment_audio": {"transforms": [{"kind": "pitch"}]},
+        "augment_video": {"skip": 2},
+    }
     for name in OP_NAMES:
-        extra = (
-            {"keywords": ["x"]} if name == "keywords" else {"expression": "True"} if name == "rule" else {}
-        )
-        op = adapter.validate_python({"op": name, **extra})
+        op = adapter.validate_python({"op": name, **required.get(name, {})})
         if name in GLOBAL_OPS:
+            continue
+        if name in AUGMENT_OPS:
+            assert AugmentStage(op, 0, 0, {}).op is op
             continue
         stage = stages.RowStage([op], 0, 0, str)
         assert len(stage.apply) == 1

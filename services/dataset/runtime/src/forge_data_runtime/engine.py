@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from forge_contracts.augmentation import AUGMENT_OPS, MEDIA_OPS
 from forge_contracts.processing import (
     GLOBAL_OPS,
     ExactDedup,
@@ -44,6 +44,8 @@ from forge_contracts.processing import (
 )
 
 from forge_data_runtime import stages
+from forge_data_runtime.copies import AugmentStage
+from forge_data_runtime.links import open_link
 from forge_data_runtime.minhash import NearDuplicateIndex
 from forge_data_runtime.sandbox import RuleFailed
 
@@ -52,6 +54,8 @@ READ_ROWS = 2048
 """Rows per batch read from a shard."""
 MAX_SAMPLES = 20
 MAX_CLUSTERS = 50
+MEDIA_BATCH_ROWS = 8
+"""Rows per batch through a media augmentation (each copy's file travels in the batch)."""
 
 
 class PipelineFailed(Exception):
@@ -114,20 +118,6 @@ def start_ray(settings: RaySettings, emit: Emit) -> Iterator[Any]:
         ray.shutdown()
 
 
-def _open(url: str, start: int = 0) -> Any:
-    """The object from byte `start` (a server that ignores the range has the bytes before skipped)."""
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})  # noqa: S310
-    answer = urllib.request.urlopen(request, timeout=300)  # noqa: S310 (a pre-signed URL of our bucket)
-    if start and answer.status != 206:
-        left = start
-        while left > 0:
-            skipped = len(answer.read(min(left, 8 * 1024 * 1024)))
-            if not skipped:
-                break
-            left -= skipped
-    return answer
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -143,7 +133,7 @@ def _json_safe(value: Any) -> Any:
 def read_shard(shard: Shard, file: InputFile) -> Iterator[tuple[int, bytes]]:
     """(index in the shard, record as JSON) for each record of the shard."""
     if file.format == "jsonl":
-        with contextlib.closing(_open(file.url, max(shard.start - 1, 0))) as answer:
+        with contextlib.closing(open_link(file.url, max(shard.start - 1, 0))) as answer:
             position = max(shard.start - 1, 0)
             if shard.start > 0:
                 position += len(answer.readline())  # the end of a line that began before this shard
@@ -158,7 +148,7 @@ def read_shard(shard: Shard, file: InputFile) -> Iterator[tuple[int, bytes]]:
                     index += 1
         return
     with tempfile.NamedTemporaryFile(suffix="." + file.format) as spool:
-        with contextlib.closing(_open(file.url)) as answer:
+        with contextlib.closing(open_link(file.url)) as answer:
             shutil.copyfileobj(answer, spool, 8 * 1024 * 1024)
         spool.flush()
         if file.format == "csv":
@@ -219,6 +209,8 @@ class OpReport:
     op: str
     dropped: int = 0
     changed: int = 0
+    added: int = 0
+    skipped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -261,7 +253,7 @@ class Labels:
 def records_before(file: InputFile, end: int) -> int:
     """Records (non-blank lines) of a JSONL file that start before byte `end`."""
     count, partial = 0, b""
-    with contextlib.closing(_open(file.url)) as answer:
+    with contextlib.closing(open_link(file.url)) as answer:
         left = end
         while left > 0:
             chunk = answer.read(min(left, 8 * 1024 * 1024))
@@ -339,10 +331,21 @@ class Run:
         ticker.start()
         try:
             for stage_number, (first, segment) in enumerate(segments, start=1):
+                if segment[0].op in AUGMENT_OPS:
+                    ds = ds.map_batches(
+                        _counted(
+                            _Lazy(AugmentStage, segment[0], first, self.pipeline.seed, spec.media),
+                            counter,
+                            stage_number,
+                        ),
+                        batch_format="numpy",
+                        batch_size=MEDIA_BATCH_ROWS if segment[0].op in MEDIA_OPS else spec.batch_rows,
+                    )
+                    continue
                 if segment[0].op not in GLOBAL_OPS:
                     ds = ds.map_batches(
                         _counted(
-                            _RowStageFactory(segment, first, self.pipeline.seed, self.label),
+                            _Lazy(stages.RowStage, segment, first, self.pipeline.seed, self.label),
                             counter,
                             stage_number,
                         ),
@@ -410,7 +413,7 @@ class Run:
 
     def _near(self, ds: Any, op: NearDedup, position: int, counter: Any, stage: int) -> tuple[Any, Any]:
         keyed = ds.map_batches(
-            _counted(_NearKeysFactory(op, self.pipeline.seed), counter, stage),
+            _counted(_Lazy(stages.NearKeys, op, self.pipeline.seed), counter, stage),
             batch_format="numpy",
             batch_size=self.spec.batch_rows,
         )
@@ -448,13 +451,20 @@ class Run:
         kept_per_file = [0] * len(self.spec.inputs)
         shard_records = [0] * len(self.shards)
         spool = (out / "dropped.unordered").open("wb")
-        changed_records = 0
+        lineage = (out / "lineage.unordered").open("wb")
+        media: set[str] = set()
+        changed_records = dropped_rows = added_rows = 0
         try:
             for batch in ds.iter_batches(batch_format="numpy", batch_size=8192):
                 rids, drops = batch["_rid"], batch["_drop"]
                 for i, rid in enumerate(rids.tolist()):
                     shard = self.shards[rid >> 32]
                     shard_records[shard.index] = max(shard_records[shard.index], (rid & 0xFFFFFFFF) + 1)
+                    copy = str(batch["_copy"][i])
+                    augmentations = orjson.loads(batch["_aug"][i]) if batch["_aug"][i] else []
+                    if augmentations:
+                        added_rows += 1
+                        self.reports[augmentations[-1]["op"] - 1].added += 1
                     chg = int(batch["_chg"][i])
                     if chg:
                         changed_records += 1
@@ -462,12 +472,7 @@ class Run:
                             if chg >> report.position & 1:
                                 report.changed += 1
                     if batch["_notes"][i]:
-                        for note in orjson.loads(batch["_notes"][i]):
-                            samples = self.reports[note["op"]].samples
-                            if len(samples) < MAX_SAMPLES:
-                                samples.append(
-                                    {"record": rid, **{k: v for k, v in note.items() if k != "op"}}
-                                )
+                        self._note(rid, orjson.loads(batch["_notes"][i]))
                     position = int(drops[i])
                     if position < 0:
                         sink = sinks.get(shard.file)
@@ -477,17 +482,37 @@ class Run:
                             sink = sinks[shard.file] = path.open("wb")
                         sink.write(batch["_json"][i] + b"\n")
                         kept_per_file[shard.file] += 1
+                        if batch["_media"][i]:
+                            self._media(out / "media", media, batch["_media"][i])
+                        lineage.write(
+                            orjson.dumps(
+                                {
+                                    "rid": rid,
+                                    "file": names[shard.file],
+                                    "record": kept_per_file[shard.file],
+                                    "variant": copy or None,
+                                    "augmentations": augmentations,
+                                }
+                            )
+                            + b"\n"
+                        )
                         continue
+                    dropped_rows += 1
                     report, why = self.reports[position], str(batch["_why"][i])
                     report.dropped += 1
                     report.reason(why)
-                    spool.write(
-                        orjson.dumps({"rid": rid, "op": position, "why": why, "dup": int(batch["_dup"][i])})
-                        + b"\n"
-                    )
+                    entry = {
+                        "rid": rid,
+                        "op": position,
+                        "why": why,
+                        "dup": int(batch["_dup"][i]),
+                        "variant": copy,
+                    }
+                    spool.write(orjson.dumps(entry) + b"\n")
                     spool.write(batch["_json"][i] + b"\n")
         finally:
             spool.close()
+            lineage.close()
             for sink in sinks.values():
                 sink.close()
         for number, name in enumerate(names):  # a file whose every record was dropped stays, empty
@@ -496,6 +521,7 @@ class Run:
                 (out / "records" / name).touch()
         where = self._numbering(shard_records)
         self._finish_dropped(out, where)
+        self._finish_lineage(out, where)
         for report in self.reports:
             for sample in report.samples:
                 sample["record"] = where(sample["record"])
@@ -503,12 +529,13 @@ class Run:
             cluster["kept"] = where(cluster["kept"])
             cluster["dropped"] = [where(r) for r in cluster["dropped"]]
         records_in = sum(shard_records)
-        records_out = sum(kept_per_file)
         return {
             "records_in": records_in,
-            "records_out": records_out,
-            "records_dropped": records_in - records_out,
+            "records_out": sum(kept_per_file),
+            "records_dropped": dropped_rows,
+            "records_added": added_rows,
             "records_changed": changed_records,
+            "media_files_added": len(media),
             "files": [
                 {
                     "source": f.name,
@@ -524,6 +551,7 @@ class Run:
                     "op": r.op,
                     "dropped": r.dropped,
                     "changed": r.changed,
+                    **({"added": r.added, "skipped": r.skipped} if r.op in AUGMENT_OPS else {}),
                     "reasons": dict(sorted(r.reasons.items(), key=lambda item: -item[1])[:20]),
                     "samples": r.samples,
                     **({"dedup": self.dedup_stats[r.position]} if r.position in self.dedup_stats else {}),
@@ -532,6 +560,30 @@ class Run:
             ],
             "clusters": self.clusters,
         }
+
+    def _note(self, rid: int, notes: list[dict[str, Any]]) -> None:
+        """Count a skipped augmentation under its reason; keep a few samples of each operator's changes."""
+        for note in notes:
+            report = self.reports[note["op"]]
+            if "skipped" in note:
+                report.skipped += 1
+                report.reason("skipped: " + note["skipped"])
+                if len(report.samples) < MAX_SAMPLES:
+                    report.samples.append({"record": rid, "skipped": note["skipped"]})
+            elif len(report.samples) < MAX_SAMPLES:
+                report.samples.append({"record": rid, **{k: v for k, v in note.items() if k != "op"}})
+
+    @staticmethod
+    def _media(folder: Path, written: set[str], packed: bytes) -> None:
+        for name, data in stages.unpack_media(packed).items():
+            if name in written:
+                continue
+            path = folder / name
+            if not path.resolve().is_relative_to(folder.resolve()):
+                raise PipelineFailed(f"a media copy would be written outside the output: {name}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            written.add(name)
 
     def _numbering(self, shard_records: list[int]) -> Callable[[int], dict[str, Any]]:
         """`rid` -> `{"file", "record"}` (1-based record number in the source file)."""
@@ -559,6 +611,7 @@ class Run:
                 position = entry["op"]
                 line = {
                     **where(entry["rid"]),
+                    "variant": entry["variant"] or None,
                     "op": position + 1,
                     "operator": self.pipeline.ops[position].op,
                     "reason": entry["why"],
@@ -568,12 +621,23 @@ class Run:
                 sink.write(orjson.dumps(line) + b"\n")
         spooled.unlink()
 
+    def _finish_lineage(self, out: Path, where: Callable[[int], dict[str, Any]]) -> None:
+        """lineage.jsonl: per output record (`file`, `record`), its source record and augmentations."""
+        spooled = out / "lineage.unordered"
+        with spooled.open("rb") as source, (out / "lineage.jsonl").open("wb") as sink:
+            for line in source:
+                entry = orjson.loads(line)
+                entry["source"] = where(entry.pop("rid"))
+                sink.write(orjson.dumps(entry) + b"\n")
+        spooled.unlink()
+
 
 def _segments(ops: list[Any]) -> list[tuple[int, list[Any]]]:
-    """Consecutive record-at-a-time operators grouped; each global operator alone."""
+    """Consecutive record-at-a-time operators grouped; each global or augmentation operator alone."""
+    alone = GLOBAL_OPS | AUGMENT_OPS
     segments: list[tuple[int, list[Any]]] = []
     for position, op in enumerate(ops):
-        if op.op in GLOBAL_OPS or not segments or segments[-1][1][-1].op in GLOBAL_OPS:
+        if op.op in alone or not segments or segments[-1][1][-1].op in alone:
             segments.append((position, [op]))
         else:
             segments[-1][1].append(op)
@@ -597,28 +661,18 @@ def _groups(leaders: np.ndarray, members: np.ndarray, limit: int) -> Iterator[tu
         start = end
 
 
-class _RowStageFactory:
-    """Builds the stage once per Ray worker process (the operators load models, compile patterns)."""
+class _Lazy:
+    """Builds a stage once per Ray worker process (operators load models, compile patterns, read
+    WordNet) and calls it on each batch."""
 
-    def __init__(self, ops: list[Any], first: int, seed: int, label: Callable[[int], Any]) -> None:
-        self.args = (ops, first, seed, label)
-        self.stage: stages.RowStage | None = None
+    def __init__(self, build: Callable[..., Callable[[stages.Batch], stages.Batch]], *args: Any) -> None:
+        self.build, self.args = build, args
+        self.stage: Callable[[stages.Batch], stages.Batch] | None = None
 
     def __call__(self, batch: stages.Batch) -> stages.Batch:
         if self.stage is None:
-            self.stage = stages.RowStage(*self.args)
+            self.stage = self.build(*self.args)
         return self.stage(batch)
-
-
-class _NearKeysFactory:
-    def __init__(self, op: NearDedup, seed: int) -> None:
-        self.args = (op, seed)
-        self.keys: stages.NearKeys | None = None
-
-    def __call__(self, batch: stages.Batch) -> stages.Batch:
-        if self.keys is None:
-            self.keys = stages.NearKeys(*self.args)
-        return self.keys(batch)
 
 
 class _ExactKeys:

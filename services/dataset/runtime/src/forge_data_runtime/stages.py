@@ -2,11 +2,14 @@
 keys the global operators (exact and near dedup) need. Pure functions of numpy batches, so they are
 tested without Ray.
 
-A row is one source record: `_rid` (its shard << 32 | its index in the shard), `_json` (the record as
-it is now; for a dropped row, as it was when dropped), `_drop` (-1 while kept, else the position of the
-operator that dropped it), `_why` (the reason), `_dup` (for a duplicate, the `_rid` it duplicates, else
--1), `_chg` (a bit per operator that changed it) and `_notes` (JSON samples of changes, on a few rows).
-A dropped row travels on untouched, so the report can name every dropped record.
+A row is one source record, or an augmented copy of one: `_rid` (the source record's shard << 32 | its
+index in the shard), `_json` (the record as it is now; for a dropped row, as it was when dropped), `_drop`
+(-1 while kept, else the position of the operator that dropped it), `_why` (the reason), `_dup` (for a
+duplicate, the `_rid` it duplicates, else -1), `_chg` (a bit per operator that changed it), `_notes`
+(JSON samples of changes, on a few rows), `_copy` ("" for the source record, "2" for an operator's second
+copy of it, "2.1" for a later operator's first copy of that), `_aug` (JSON: the operator and seed of each
+augmentation that made the copy) and `_media` (the media files made for the copy, framed by
+`pack_media`). A dropped row travels on untouched, so the report can name every dropped record.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ Record = dict[str, Any]
 SAMPLES_PER_BATCH = 2
 """Changed records sampled (before and after) per operator and batch."""
 SAMPLE_CHARS = 400
-COLUMNS = ("_rid", "_json", "_drop", "_why", "_dup", "_chg", "_notes")
+COLUMNS = ("_rid", "_json", "_drop", "_why", "_dup", "_chg", "_notes", "_copy", "_aug", "_media")
 
 
 def writable(batch: Batch) -> Batch:
@@ -63,7 +66,32 @@ def rows(ids: list[int], records: list[bytes]) -> Batch:
         "_dup": np.full(n, -1, dtype=np.int64),
         "_chg": np.zeros(n, dtype=np.uint64),
         "_notes": np.asarray([b""] * n, dtype=object),
+        "_copy": np.asarray([""] * n, dtype=object),
+        "_aug": np.asarray([b""] * n, dtype=object),
+        "_media": np.asarray([b""] * n, dtype=object),
     }
+
+
+def pack_media(files: dict[str, bytes]) -> bytes:
+    """Named files as one value: per file, its name's length (4 bytes), name, size (8 bytes), bytes."""
+    out = bytearray()
+    for name, data in files.items():
+        encoded = name.encode()
+        out += len(encoded).to_bytes(4, "big") + encoded + len(data).to_bytes(8, "big") + data
+    return bytes(out)
+
+
+def unpack_media(packed: bytes) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    at = 0
+    while at < len(packed):
+        size = int.from_bytes(packed[at : at + 4], "big")
+        name = packed[at + 4 : at + 4 + size].decode()
+        at += 4 + size
+        length = int.from_bytes(packed[at : at + 8], "big")
+        files[name] = packed[at + 8 : at + 8 + length]
+        at += 8 + length
+    return files
 
 
 def _record_ops(op: Any) -> Callable[[Record], str | None]:
@@ -82,7 +110,7 @@ def _record_ops(op: Any) -> Callable[[Record], str | None]:
     raise TypeError(f"{op.op} is not a record-at-a-time operator")
 
 
-def _clip(value: Any) -> Any:
+def clip(value: Any) -> Any:
     if isinstance(value, str) and len(value) > SAMPLE_CHARS:
         return value[:SAMPLE_CHARS] + "…"
     return value
@@ -152,8 +180,8 @@ class RowStage:
                         notes.setdefault(i, []).append(
                             {
                                 "op": position,
-                                "before": {n: _clip(old[n]) for n in changed},
-                                "after": {n: _clip(new[n]) for n in changed},
+                                "before": {n: clip(old[n]) for n in changed},
+                                "after": {n: clip(new[n]) for n in changed},
                             }
                         )
                         sampled += 1
@@ -172,7 +200,7 @@ class RowStage:
 
 
 def _sample(record: Record) -> Record:
-    return {k: _clip(v) for k, v in list(record.items())[:20]}
+    return {k: clip(v) for k, v in list(record.items())[:20]}
 
 
 def exact_keys(op: ExactDedup, batch: Batch) -> Batch:
@@ -226,4 +254,14 @@ def mark(batch: Batch, drops: tuple[np.ndarray, np.ndarray], position: int, reas
     return batch
 
 
-__all__ = ["COLUMNS", "NearKeys", "RowStage", "empty_rows", "exact_keys", "mark", "rows"]
+__all__ = [
+    "COLUMNS",
+    "NearKeys",
+    "RowStage",
+    "empty_rows",
+    "exact_keys",
+    "mark",
+    "pack_media",
+    "rows",
+    "unpack_media",
+]

@@ -110,7 +110,7 @@ async def run_features(ctx: TaskContext) -> TaskResult:
         runtime_spec = FeaturesSpec(
             mode="apply" if fitted else "fit",
             transformer=spec,
-            artifact_url=await deps.store.presign_get(fitted.object_key, deps.processing_link_ttl_s)
+            artifact_url=(await deps.store.presign_get([fitted.object_key], deps.processing_link_ttl_s))[0]
             if fitted
             else None,
             artifact_sha256=fitted.sha256 if fitted else None,

@@ -33,6 +33,10 @@ class DroppedRecord(BaseModel):
 
     file: str
     record: int = Field(description="1-based position of the record in its source file.")
+    variant: str | None = Field(
+        default=None,
+        description="For an augmented copy dropped by a later operator: which copy (`2`, `1.3`).",
+    )
     op: int = Field(description="1-based position of the operator in the pipeline.")
     operator: str
     reason: str
@@ -46,3 +50,49 @@ class DroppedPage(BaseModel):
     items: list[DroppedRecord]
     total: int = Field(description="Records the task dropped (with the filter: that matched it).")
     next_offset: int | None
+
+
+class RecordPlace(BaseModel):
+    file: str
+    record: int = Field(description="1-based position of the record in its file.")
+
+
+class Augmentation(BaseModel):
+    """One augmentation behind a copy: the operator (1-based), which of its copies, and the seed that
+    makes it again."""
+
+    op: int
+    index: int = Field(description="Which of the operator's copies of its input (1-based).")
+    seed: int
+
+
+class RecordLineage(BaseModel):
+    """An output record of a processing task and the source record it came from."""
+
+    file: str = Field(description="The output version's file.")
+    record: int = Field(description="1-based position of the record in that file.")
+    source: RecordPlace = Field(description="The source version's record it came from.")
+    variant: str | None = Field(
+        default=None,
+        description="For an augmented copy: which (`2`: its source's second copy; `1.3`: the third copy a "
+        "later operator made of that source's first copy); null for the source record itself.",
+    )
+    augmentations: list[Augmentation] = Field(default_factory=list)
+
+
+class RecordLineagePage(BaseModel):
+    items: list[RecordLineage]
+    total: int = Field(description="Output records (with a filter: that match it).")
+    next_offset: int | None
+
+
+class LineageQuery(BaseModel):
+    """Which output records to trace: by output place, or by the source record they came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str | None = None
+    record: int | None = Field(default=None, ge=1)
+    source_file: str | None = None
+    source_record: int | None = Field(default=None, ge=1)
+    augmented: bool | None = Field(default=None, description="Only augmented copies (true) or only sources.")

@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 from forge_contracts.activities.dataset import ManifestFile
 from forge_contracts.features import FeaturesSpec
-from forge_contracts.processing import InputFile, Pipeline, ProcessSpec, RaySettings, fields_named
+from forge_contracts.processing import InputFile, MediaInput, Pipeline, ProcessSpec, RaySettings, fields_named
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
 from forge_kit.runtime_process import RuntimeRun, run_runtime
@@ -32,7 +32,15 @@ from forge_kit.runtime_process import RuntimeRun, run_runtime
 from forge_dataset import domain, formats
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
-from forge_dataset.processing.schemas import DroppedPage, DroppedRecord, ProcessRequest, ProcessResources
+from forge_dataset.processing.schemas import (
+    DroppedPage,
+    DroppedRecord,
+    LineageQuery,
+    ProcessRequest,
+    ProcessResources,
+    RecordLineage,
+    RecordLineagePage,
+)
 from forge_dataset.service import READABLE, published_source
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.statistics.service import version_stats
@@ -47,6 +55,14 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYT
 never the service's settings or credentials (it reads through pre-signed links)."""
 PROCESSED = ("jsonl", "csv", "parquet")
 """Record formats a pipeline reads (each written back as JSONL)."""
+TOTALS = (
+    "records_in",
+    "records_out",
+    "records_dropped",
+    "records_added",
+    "records_changed",
+    "media_files_added",
+)
 
 
 def output_name(name: str) -> str:
@@ -57,6 +73,10 @@ def output_name(name: str) -> str:
 
 def dropped_key(tenant: str, task_id: str) -> str:
     return f"tenants/{tenant}/tasks/{task_id}/dropped.jsonl"
+
+
+def lineage_key(tenant: str, task_id: str) -> str:
+    return f"tenants/{tenant}/tasks/{task_id}/lineage.jsonl"
 
 
 def check_fields(per_file: list[tuple[VersionFile, FileStats]], named: list[tuple[str, list[str]]]) -> None:
@@ -130,12 +150,20 @@ class Relay:
 
 
 async def store_output(ctx: TaskContext, path: Path, name: str) -> tuple[ManifestFile, dict[str, Any]]:
+    """A file the runtime wrote, checked as its kind (records parsed, media by signature) and stored."""
     deps = ctx.deps
-    scanner = formats.JsonlScanner(name)
+    scanner = (
+        formats.JsonlScanner(name)
+        if name.endswith(".jsonl")
+        else formats.BlobScanner(name, formats.media_kind(name))
+    )
     with path.open("rb") as written:
         while chunk := await asyncio.to_thread(written.read, 8 * 1024 * 1024):
             await asyncio.to_thread(scanner.feed, chunk)
-    await asyncio.to_thread(scanner.finish_allowing_empty)
+    if isinstance(scanner, formats.JsonlScanner):
+        await asyncio.to_thread(scanner.finish_allowing_empty)
+    else:
+        await asyncio.to_thread(scanner.finish)
     key = domain.blob_key(ctx.task.tenant, scanner.sha256)
     if await deps.store.size(key) != scanner.size_bytes:
         await deps.store.put_file(key, path)
@@ -148,17 +176,30 @@ def runtime_env() -> dict[str, str]:
 
 async def record_inputs(deps: Deps, files: list[VersionFile]) -> list[InputFile]:
     """The version's record files as the runtime reads them: through pre-signed links."""
+    records = [f for f in files if f.format in PROCESSED]
+    urls = await deps.store.presign_get([f.object_key for f in records], deps.processing_link_ttl_s)
     return [
         InputFile(
             name=f.name,
             format=f.format,  # type: ignore[arg-type]
-            url=await deps.store.presign_get(f.object_key, deps.processing_link_ttl_s),
+            url=url,
             size_bytes=f.size_bytes,
             records=f.record_count,
         )
-        for f in files
-        if f.format in PROCESSED
+        for f, url in zip(records, urls, strict=True)
     ]
+
+
+async def media_inputs(deps: Deps, files: list[VersionFile], modalities: set[str]) -> dict[str, MediaInput]:
+    """The version's media files of `modalities` (image, audio, video), through pre-signed links."""
+    media = [
+        f for f in files if f.format is None and f.media_type and f.media_type.split("/", 1)[0] in modalities
+    ]
+    urls = await deps.store.presign_get([f.object_key for f in media], deps.processing_link_ttl_s)
+    return {
+        f.name: MediaInput(url=url, media_type=f.media_type or "", size_bytes=f.size_bytes)
+        for f, url in zip(media, urls, strict=True)
+    }
 
 
 def outcome(run: RuntimeRun) -> dict[str, Any]:
@@ -188,20 +229,30 @@ def ray_settings(deps: Deps, resources: ProcessResources, temp_dir: str) -> RayS
 async def store_outputs(
     ctx: TaskContext, files: list[VersionFile], written: Path
 ) -> tuple[list[ManifestFile], dict[str, dict[str, Any]]]:
-    """The output version's files: each record file as the runtime wrote it under `written` (scanned,
-    stored), every other file (media) carried over as it is; and their statistics by name."""
+    """The output version's files: each record file as the runtime wrote it under `written`/records
+    (scanned, stored), every other file (media) carried over as it is, the media files the run made
+    (under `written`/media); and their statistics by name."""
     outputs: list[ManifestFile] = []
     stats_by_file: dict[str, dict[str, Any]] = {}
     for file in files:
         if file.format in PROCESSED:
             name = output_name(file.name)
-            stored, stats = await store_output(ctx, written / name, name)
+            stored, stats = await store_output(ctx, written / "records" / name, name)
             outputs.append(stored)
             stats_by_file[name] = stats
         else:
             outputs.append(ManifestFile.model_validate(file, from_attributes=True))
             if file.stats is not None:
                 stats_by_file[file.name] = file.stats
+    taken = {f.name for f in outputs}
+    made = written / "media"
+    for path in sorted(made.rglob("*")) if made.is_dir() else []:
+        if path.is_file():
+            name = path.relative_to(made).as_posix()
+            if name in taken:
+                raise Conflict(f"an augmented copy would replace {name}, a file of the version")
+            stored, _ = await store_output(ctx, path, name)
+            outputs.append(stored)
     outputs.sort(key=lambda f: f.name)
     return outputs, stats_by_file
 
@@ -229,7 +280,7 @@ async def run_and_store(
     )
     report = outcome(run)
     await ctx.report(0.93, phase="storing", force=True)
-    outputs, stats_by_file = await store_outputs(ctx, files, Path(spec.output_dir) / "records")
+    outputs, stats_by_file = await store_outputs(ctx, files, Path(spec.output_dir))
     return report, outputs, stats_by_file
 
 
@@ -240,20 +291,25 @@ async def run_process(ctx: TaskContext) -> TaskResult:
     source, per_file, _ = await version_stats(deps, caller, task.dataset_id, task.input_version_id or "")
     if source.state not in READABLE:
         raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
-    inputs = await record_inputs(deps, [f for f, _ in per_file])
+    files = [f for f, _ in per_file]
+    pipeline = Pipeline(ops=request.ops, seed=request.seed)
+    inputs = await record_inputs(deps, files)
+    media = await media_inputs(deps, files, pipeline.media_modalities) if pipeline.media_modalities else {}
     with runtime_dirs(ctx, "process") as (work, ray_dir):
         spec = ProcessSpec(
-            pipeline=Pipeline(ops=request.ops, seed=request.seed),
+            pipeline=pipeline,
             inputs=inputs,
+            media=media,
             output_dir=str(work / "out"),
             work_dir=str(work),
             ray=ray_settings(deps, request.resources, ray_dir),
             shard_bytes=deps.processing_shard_bytes,
         )
-        report, outputs, stats_by_file = await run_and_store(ctx, "process", spec, [f for f, _ in per_file])
+        report, outputs, stats_by_file = await run_and_store(ctx, "process", spec, files)
         out = work / "out"
         await deps.store.put_file(dropped_key(task.tenant, task.id), out / "dropped.jsonl")
-    totals = {k: int(report[k]) for k in ("records_in", "records_out", "records_dropped", "records_changed")}
+        await deps.store.put_file(lineage_key(task.tenant, task.id), out / "lineage.jsonl")
+    totals = {k: int(report[k]) for k in TOTALS}
     return await publish_output(
         ctx,
         outputs,
@@ -265,25 +321,26 @@ async def run_process(ctx: TaskContext) -> TaskResult:
     )
 
 
-async def dropped(
-    deps: Deps, caller: Principal, dataset_id: str, task_id: str, *, op: int | None, offset: int, limit: int
-) -> DroppedPage:
-    """A page of the records a finished `process` task dropped, in source order (`op`: one operator's)."""
+async def _finished_process(
+    deps: Deps, caller: Principal, dataset_id: str, task_id: str, what: str
+) -> DatasetTask:
     found = await tasks.task(deps, caller, dataset_id, task_id)
     if found.kind != "process":
-        raise NotFound(f"task {task_id!r} is a {found.kind} task: it drops no records")
+        raise NotFound(f"task {task_id!r} is a {found.kind} task: it has no {what}")
     if found.state != "succeeded":
-        raise Conflict(
-            f"task {task_id!r} is {found.state!r}: its dropped records are known once it succeeded"
-        )
-    ops = found.result.get("ops", [])
-    if op is not None and not 1 <= op <= len(ops):
-        raise Unprocessable(f"op must be between 1 and {len(ops)}")
-    total = int(ops[op - 1]["dropped"]) if op is not None else int(found.stats.get("records_dropped", 0))
-    items: list[DroppedRecord] = []
+        raise Conflict(f"task {task_id!r} is {found.state!r}: its {what} is known once it succeeded")
+    return found
+
+
+async def _lines(
+    deps: Deps, key: str, keep: Callable[[dict[str, Any]], bool], offset: int, limit: int, total: int | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Lines of a stored JSONL file that `keep` accepts, from the `offset`-th such: up to `limit` of them,
+    and how many there are (read to the end unless `total` is known)."""
+    items: list[dict[str, Any]] = []
     seen = 0
     buffer = b""
-    async with contextlib.aclosing(deps.store.read(dropped_key(found.tenant, found.id))) as chunks:
+    async with contextlib.aclosing(deps.store.read(key)) as chunks:
         async for chunk in chunks:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
@@ -291,14 +348,74 @@ async def dropped(
                 if not line:
                     continue
                 entry = orjson.loads(line)
-                if op is not None and entry["op"] != op:
+                if not keep(entry):
                     continue
-                if seen >= offset:
-                    items.append(DroppedRecord.model_validate(entry))
+                if seen >= offset and len(items) < limit:
+                    items.append(entry)
                 seen += 1
-                if len(items) >= limit:
-                    break
-            if len(items) >= limit:
-                break
+                if total is not None and len(items) >= limit:
+                    return items, total
+    return items, seen if total is None else total
+
+
+def _page(items: list[Any], offset: int, total: int) -> int | None:
     end = offset + len(items)
-    return DroppedPage(items=items, total=total, next_offset=end if end < total else None)
+    return end if end < total else None
+
+
+async def dropped(
+    deps: Deps, caller: Principal, dataset_id: str, task_id: str, *, op: int | None, offset: int, limit: int
+) -> DroppedPage:
+    """A page of the records a finished `process` task dropped, in source order (`op`: one operator's)."""
+    found = await _finished_process(deps, caller, dataset_id, task_id, "dropped records")
+    ops = found.result.get("ops", [])
+    if op is not None and not 1 <= op <= len(ops):
+        raise Unprocessable(f"op must be between 1 and {len(ops)}")
+    total = int(ops[op - 1]["dropped"]) if op is not None else int(found.stats.get("records_dropped", 0))
+    entries, _ = await _lines(
+        deps,
+        dropped_key(found.tenant, found.id),
+        lambda entry: op is None or entry["op"] == op,
+        offset,
+        limit,
+        total,
+    )
+    items = [DroppedRecord.model_validate(e) for e in entries]
+    return DroppedPage(items=items, total=total, next_offset=_page(items, offset, total))
+
+
+async def lineage(
+    deps: Deps,
+    caller: Principal,
+    dataset_id: str,
+    task_id: str,
+    query: LineageQuery,
+    *,
+    offset: int,
+    limit: int,
+) -> RecordLineagePage:
+    """Where the output records of a finished `process` task came from (or, asked by source record, what
+    became of it), in output order."""
+    found = await _finished_process(deps, caller, dataset_id, task_id, "record lineage")
+
+    def keep(entry: dict[str, Any]) -> bool:
+        source = entry["source"]
+        return (
+            (query.file is None or entry["file"] == query.file)
+            and (query.record is None or entry["record"] == query.record)
+            and (query.source_file is None or source["file"] == query.source_file)
+            and (query.source_record is None or source["record"] == query.source_record)
+            and (query.augmented is None or bool(entry["augmentations"]) == query.augmented)
+        )
+
+    unfiltered = query == LineageQuery()
+    entries, total = await _lines(
+        deps,
+        lineage_key(found.tenant, found.id),
+        keep,
+        offset,
+        limit,
+        int(found.stats.get("records_out", 0)) if unfiltered else None,
+    )
+    items = [RecordLineage.model_validate(e) for e in entries]
+    return RecordLineagePage(items=items, total=total, next_offset=_page(items, offset, total))
