@@ -22,6 +22,7 @@ from forge_kit.stack_env import StackSettings, load_stack_settings
 # Only the session's directory keeps the audit trail (under a consumer group of its own); schedulers a
 # test starts would otherwise each read the whole audit topic into their own databases.
 os.environ["FORGE_AUDIT_CONSUMER"] = "false"
+os.environ["FORGE_LINEAGE_CONSUMER"] = "false"  # the lineage tests turn it on for their registry
 
 
 def _unique(prefix: str) -> str:

@@ -4,12 +4,16 @@ exactly as `forge demo` builds them), a fresh database per service, and the serv
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from fastapi import FastAPI
-from forge_cli.demo import DemoInputs, build_inputs
+from forge_cli.demo import DemoInputs, DemoSetup, build_inputs, set_up
 from forge_dataset.app import create_app as dataset_app
 from forge_delivery.app import create_app as delivery_app
 from forge_kit.stack_env import StackSettings
@@ -17,7 +21,12 @@ from forge_registry.app import create_app as registry_app
 from forge_scheduler.app import create_app as scheduler_app
 from forge_training.app import create_app as training_app
 
-from tests.harness import service_settings
+from tests.harness import service_settings, serving
+from tests.identity import as_user
+
+TENANT = as_user("alice", "acme")
+ADMIN = as_user("ada", "acme")  # a platform admin: sets the scheduler project's quota
+SERVICES = ("dataset", "scheduler", "training", "registry", "delivery")
 
 
 async def create_databases(stack_settings: StackSettings, names: tuple[str, ...]) -> dict[str, str]:
@@ -64,3 +73,23 @@ def service_apps(
 def _signed_in(directory: str) -> str:
     """The chain's services resolve their callers through the test directory."""
     return directory
+
+
+@dataclass
+class Platform:
+    http: dict[str, httpx.AsyncClient]
+    setup: DemoSetup
+
+
+@asynccontextmanager
+async def running_platform(
+    stack_settings: StackSettings, bucket: str, inputs: DemoInputs, jobs_dir: Path
+) -> AsyncIterator[Platform]:
+    """The five services, each on a fresh database, with their workers on the real task queues, and the
+    demo's entities created through their APIs."""
+    databases = await create_databases(stack_settings, SERVICES)
+    apps = service_apps(stack_settings, databases, jobs_dir)
+    async with AsyncExitStack() as running:
+        http = {name: await running.enter_async_context(serving(app)) for name, app in apps.items()}
+        setup = await set_up(http, stack_settings, inputs, caller=TENANT, admin=ADMIN, bucket=bucket)
+        yield Platform(http, setup)

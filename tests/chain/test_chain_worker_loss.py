@@ -18,8 +18,8 @@ from forge_cli.services import ServiceProcess
 from forge_cli.stack import Stack
 from forge_kit.stack_env import StackSettings
 
-from tests.chain.conftest import create_databases, service_apps
-from tests.chain.test_model_chain import ADMIN, DELIVERED_TIMELINE, TENANT
+from tests.chain.conftest import ADMIN, TENANT, create_databases, service_apps
+from tests.chain.test_model_chain import DELIVERED_TIMELINE
 from tests.harness import free_port, kill_and_relaunch, ready, replays, serving
 from tests.waiting import eventually
 

@@ -9,26 +9,20 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from forge_cli.demo import DemoInputs, DemoSetup, chain_body, follow_chain, set_up, start_chain
+from forge_cli.demo import DemoInputs, chain_body, follow_chain, start_chain
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
 
-from tests.chain.conftest import create_databases, service_apps
-from tests.harness import replays, serving
+from tests.chain.conftest import TENANT, Platform, running_platform
+from tests.harness import replays
 from tests.identity import as_user
 from tests.waiting import eventually
 
-TENANT = as_user("alice", "acme")
-ADMIN = as_user("ada", "acme")  # a platform admin: sets the scheduler project's quota
-SERVICES = ("dataset", "scheduler", "training", "registry", "delivery")
 DELIVERED_TIMELINE = [
     "resolving_dataset",
     "allocating",
@@ -43,24 +37,12 @@ DELIVERED_TIMELINE = [
 """The stages of a chain whose evaluation passes the gate, in order."""
 
 
-@dataclass
-class Platform:
-    http: dict[str, httpx.AsyncClient]
-    setup: DemoSetup
-
-
 @pytest.fixture
 async def platform(
     stack_settings: StackSettings, s3_bucket: str, inputs: DemoInputs, tmp_path: Path
 ) -> AsyncIterator[Platform]:
-    """The five services, each on a fresh database, with their workers on the real task queues, and the
-    demo's entities created through their APIs."""
-    databases = await create_databases(stack_settings, SERVICES)
-    apps = service_apps(stack_settings, databases, tmp_path / "jobs")
-    async with AsyncExitStack() as running:
-        http = {name: await running.enter_async_context(serving(app)) for name, app in apps.items()}
-        setup = await set_up(http, stack_settings, inputs, caller=TENANT, admin=ADMIN, bucket=s3_bucket)
-        yield Platform(http, setup)
+    async with running_platform(stack_settings, s3_bucket, inputs, tmp_path / "jobs") as running:
+        yield running
 
 
 async def _stage(platform: Platform, chain_id: str) -> dict[str, Any]:

@@ -189,6 +189,7 @@ async def _new_version(
         version=created.number,
         source=source,
         parent_version_id=parent_version_id,
+        operation=operation,
     )
     return created
 

@@ -244,6 +244,7 @@ async def record_job(session: AsyncSession, job: TrainingJob, user: str | None) 
             name=job.name,
             dataset_version_ids=[job.dataset_version_id],
             base_model_version_id=job.base_model_version_id,
+            base_model_id=job.base_model_id,
             method="lora",
             hyperparameters={**job.hyperparameters, "lora": job.lora},
             resources=ResourceRequest.model_validate(job.resources),

@@ -58,6 +58,12 @@ class DatasetVersionCreated(DatasetVersionEvent):
         description="Where its data comes from; `derived` for the output of a dataset task."
     )
     parent_version_id: Id | None = Field(default=None, description="The version it derives from (lineage).")
+    operation: str | None = Field(
+        default=None,
+        max_length=100,
+        description="How it was derived from its parent: `split`, `process`, `features`, `convert`, "
+        "`labeling_export`, ...; absent for a version of new data.",
+    )
 
 
 class DatasetVersionUploadStarted(DatasetVersionEvent):

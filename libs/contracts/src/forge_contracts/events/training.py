@@ -89,6 +89,9 @@ class TrainingJobCreated(TrainingJobEvent):
     template_id: Id | None = Field(default=None, description="The job template it was created from.")
     dataset_version_ids: list[Id] = Field(min_length=1, description="The dataset versions it trains on.")
     base_model_version_id: Id | None = Field(default=None, description="The model version it fine-tunes.")
+    base_model_id: Id | None = Field(
+        default=None, description="The hub's base model it fine-tunes (when not a registered model version)."
+    )
     method: Literal["full", "lora", "qlora", "p_tuning", "prefix_tuning", "sft", "dpo", "ppo"] = Field(
         default="full", description="Training method (full-parameter, a PEFT method, or an alignment method)."
     )
