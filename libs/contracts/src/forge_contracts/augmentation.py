@@ -4,7 +4,7 @@ not to, and records per copy the seed it drew from, so a copy is made again from
 traced back to its source record through the task's lineage.
 
 - `augment_text`: synonym replacement (WordNet, or the pipeline's own synonyms), random insertion,
-  swap and deletion, typos;
+  swap and deletion, typos, back-translation through two translation models of the registry;
 - `augment_image`: rotation, noise, scaling, cropping, flipping, colour jitter (albumentations);
 - `augment_audio`: pitch shift, speed change, added noise (audiomentations), written as WAV;
 - `augment_video`: per-frame image transforms (the same for every frame of a copy), frame skipping and
@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from forge_contracts.registered import RegisteredModel
 
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Word = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -80,7 +82,23 @@ class Typo(_Part):
     p: Probability = 1.0
 
 
-TextTransform = Annotated[Synonym | Insert | Swap | Delete | Typo, Field(discriminator="kind")]
+class BackTranslate(_Part):
+    """Translate the text with `forward` (a sequence-to-sequence model of the registry, e.g. English to
+    German) and back with `backward`: a paraphrase. Greedy decoding, or sampling at `temperature` seeded
+    per copy."""
+
+    kind: Literal["back_translation"]
+    forward: RegisteredModel
+    backward: RegisteredModel
+    max_new_tokens: int = Field(default=256, ge=1, le=4096)
+    sample: bool = False
+    temperature: float = Field(default=1.0, gt=0, le=5)
+    p: Probability = 1.0
+
+
+TextTransform = Annotated[
+    Synonym | Insert | Swap | Delete | Typo | BackTranslate, Field(discriminator="kind")
+]
 
 
 class AugmentText(_Part):
@@ -259,6 +277,17 @@ MEDIA_OPS = {"augment_image": "image", "augment_audio": "audio", "augment_video"
 AUGMENT_OPS = frozenset({"augment_text", *MEDIA_OPS})
 
 
+def models_named(ops: list[BaseModel]) -> list[RegisteredModel]:
+    """The registry's models the operators read, each once, in order."""
+    found: dict[str, RegisteredModel] = {}
+    for op in ops:
+        for transform in getattr(op, "transforms", []):
+            if isinstance(transform, BackTranslate):
+                for model in (transform.forward, transform.backward):
+                    found.setdefault(model.key, model)
+    return list(found.values())
+
+
 def _ordered(pair: tuple[float, float], low: float, high: float, name: str) -> None:
     if not low <= pair[0] <= pair[1] <= high:
         raise ValueError(f"{name} must be [min, max] with {low} <= min <= max <= {high}")
@@ -273,6 +302,7 @@ __all__ = [
     "AugmentImage",
     "AugmentText",
     "AugmentVideo",
+    "BackTranslate",
     "Color",
     "Crop",
     "Delete",
@@ -288,4 +318,5 @@ __all__ = [
     "Synonym",
     "TextTransform",
     "Typo",
+    "models_named",
 ]

@@ -37,7 +37,9 @@ from forge_contracts.augmentation import (
     AugmentImage,
     AugmentText,
     AugmentVideo,
+    models_named,
 )
+from forge_contracts.registered import ModelFiles, RegisteredModel
 
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 """A top-level field of the records (a JSON object's key)."""
@@ -292,6 +294,11 @@ class Pipeline(_Op):
         return self
 
     @property
+    def models(self) -> list[RegisteredModel]:
+        """The registry's models its operators read."""
+        return models_named(list(self.ops))
+
+    @property
     def media_modalities(self) -> set[str]:
         """The kinds of media file the pipeline's operators read."""
         return {MEDIA_OPS[op.op] for op in self.ops if op.op in MEDIA_OPS}
@@ -338,6 +345,10 @@ class ProcessSpec(_Op):
     media: dict[str, MediaInput] = Field(
         default_factory=dict,
         description="The version's media files the augmentation operators read, by name.",
+    )
+    models: dict[str, ModelFiles] = Field(
+        default_factory=dict,
+        description="The registry's models the operators read, by `RegisteredModel.key`.",
     )
     ray: RaySettings
     shard_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -56,6 +56,8 @@ def build(settings: ServiceSettings) -> tuple[ServiceRuntime, Deps]:
         ray_address=dataset_settings.ray_address,
         processing_link_ttl_s=dataset_settings.processing_link_ttl_s,
         processing_shard_bytes=dataset_settings.processing_shard_bytes,
+        registry_task_queue=dataset_settings.registry_task_queue,
+        model_areas=tuple(dataset_settings.model_areas),
     )
     handlers: dict[str, Handler] = {
         "diff": diff_service.run_diff,

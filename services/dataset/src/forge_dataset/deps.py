@@ -30,6 +30,9 @@ class Deps:
     """The Ray cluster pipelines run on; None: an embedded Ray per run."""
     processing_link_ttl_s: int = 24 * 3600
     processing_shard_bytes: int = 64 * 1024 * 1024
+    registry_task_queue: str = "forge-registry"
+    model_areas: tuple[str, ...] = ()
+    """Where the registry's models may be read from (FORGE_MODEL_AREAS), per tenant."""
 
     @property
     def db(self) -> Database:

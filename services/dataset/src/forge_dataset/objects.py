@@ -247,16 +247,27 @@ class ObjectStore:
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
                 raise
 
-    async def presign_get(self, keys: list[str], expires_s: int) -> list[str]:
+    async def presign_get(self, keys: list[str], expires_s: int, bucket: str | None = None) -> list[str]:
         """Links that read the objects for `expires_s` without credentials (what a runtime gets: never the
         service's keys)."""
         async with self.client() as s3:
             return [
                 await s3.generate_presigned_url(
-                    "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+                    "get_object", Params={"Bucket": bucket or self.bucket, "Key": key}, ExpiresIn=expires_s
                 )
                 for key in keys
             ]
+
+    async def list_prefix(self, bucket: str, prefix: str, limit: int = 10_000) -> list[str]:
+        """The keys under `prefix` in `bucket` (at most `limit`)."""
+        keys: list[str] = []
+        async with self.client() as s3:
+            paginator = s3.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+                if len(keys) >= limit:
+                    break
+        return keys[:limit]
 
     async def delete(self, key: str) -> None:
         async with self.client() as s3:

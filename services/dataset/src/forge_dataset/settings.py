@@ -63,6 +63,10 @@ class DatasetSettings(ServiceSettings):
             "service). Unset: each run starts an embedded Ray sized to the scheduler's allocation."
         ),
     )
+    registry_task_queue: str = Field(
+        default="forge-registry",
+        description="The registry's task queue: where a task's registered models are resolved.",
+    )
     processing_shard_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,

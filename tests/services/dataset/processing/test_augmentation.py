@@ -9,6 +9,7 @@ import json
 import random
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,37 @@ def test_media_copies_travel_in_the_row_under_names_of_their_own() -> None:
 def test_bad_augmentations_are_refused_by_their_declaration(ops: list[dict[str, Any]]) -> None:
     with pytest.raises(ValidationError):
         Pipeline.model_validate({"ops": ops})
+
+
+def test_back_translation_goes_through_both_models_and_is_made_again_from_its_seed(tmp_path: Path) -> None:
+    from forge_contracts.augmentation import BackTranslate
+    from forge_contracts.registered import ModelFiles, RegisteredModel
+    from forge_data_runtime.models import Models
+
+    from tests.services.dataset.processing.translators import tiny_translator
+
+    forward, backward = (
+        RegisteredModel(base_model_id=str(uuid.uuid4())),
+        RegisteredModel(base_model_id=str(uuid.uuid4())),
+    )
+    files = {}
+    for model, seed in ((forward, 1), (backward, 2)):
+        folder = tiny_translator(tmp_path / str(seed), seed)
+        files[model.key] = ModelFiles(files={p.name: f"file://{p}" for p in folder.iterdir()})
+    op = _text(BackTranslate(kind="back_translation", forward=forward, backward=backward, max_new_tokens=6))
+    (tmp_path / "run").mkdir()
+    models = Models(files, str(tmp_path / "run"))
+    first = augment.TextAugmenter(op, models)(SENTENCE, random.Random(5))
+    assert first != SENTENCE and 0 < len(first.split()) <= 6
+    assert (
+        augment.TextAugmenter(op, Models(files, str(tmp_path / "run")))(SENTENCE, random.Random(5)) == first
+    )
+    there = models.translator(forward)(
+        SENTENCE.lower(), max_new_tokens=6, sample=False, temperature=1.0, seed=0
+    )
+    assert first == models.translator(backward)(
+        there, max_new_tokens=6, sample=False, temperature=1.0, seed=0
+    )
+    assert len(list((tmp_path / "run" / "models").iterdir())) == 4  # two copies and their locks, made once
+    with pytest.raises(augment.Unusable):
+        augment.TextAugmenter(op)(SENTENCE, random.Random(5))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.events.base import UUID_PATTERN, Actor, Id, Sha256, TenantId
 from forge_contracts.events.dataset import ALIAS_PATTERN
+from forge_contracts.registered import RegisteredModel
 
 TASK_QUEUE = "forge-dataset"
 RESOLVE_VERSION = "dataset.resolve_version"
@@ -145,6 +146,11 @@ class TaskRef(BaseModel):
 
     tenant_id: TenantId
     task_id: Id
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="The registry's models the task reads, resolved by its workflow: "
+        "`RegisteredModel.key` -> where the model's files are (s3://).",
+    )
 
 
 class TaskScheduling(BaseModel):
@@ -159,9 +165,12 @@ class TaskScheduling(BaseModel):
 
 
 class ScheduledTaskRef(TaskRef):
-    """A task that runs on an allocation of the scheduler (`DatasetProcessWorkflow`)."""
+    """A task that runs on an allocation of the scheduler (`DatasetProcessWorkflow`); the registry's
+    models it names are resolved (in its tenant) before it asks for compute."""
 
     scheduling: TaskScheduling
+    registered_models: list[RegisteredModel] = Field(default_factory=list)
+    registry_task_queue: str = "forge-registry"
 
 
 class TaskEnd(BaseModel):

@@ -24,6 +24,7 @@ from forge_contracts.augmentation import (
     AudioNoise,
     AugmentText,
     AugmentVideo,
+    BackTranslate,
     Color,
     Crop,
     Delete,
@@ -124,17 +125,21 @@ def wordnet() -> dict[str, tuple[str, ...]]:
 
 
 class TextAugmenter:
-    """One `augment_text` operator's transforms, applied in order to a text."""
+    """One `augment_text` operator's transforms, applied in order to a text; back-translation through
+    `models` (the run's registered models)."""
 
-    def __init__(self, op: AugmentText) -> None:
+    def __init__(self, op: AugmentText, models: Any = None) -> None:
         self.op = op
+        self.models = models
 
     def __call__(self, text: str, rng: random.Random) -> str:
         tokens = words(text)
         for transform in self.op.transforms:
             if not tokens or rng.random() >= transform.p:
                 continue
-            if isinstance(transform, Synonym):
+            if isinstance(transform, BackTranslate):
+                tokens = words(self._back_translate(join(tokens), transform, rng.randrange(2**31)))
+            elif isinstance(transform, Synonym):
                 tokens = self._synonyms(tokens, transform, rng)
             elif isinstance(transform, Insert):
                 tokens = self._insert(tokens, transform, rng)
@@ -145,6 +150,14 @@ class TextAugmenter:
             elif isinstance(transform, Typo):
                 tokens = _typos(tokens, transform, rng)
         return join(tokens)
+
+    def _back_translate(self, text: str, transform: BackTranslate, seed: int) -> str:
+        if self.models is None:
+            raise Unusable("back-translation needs the run's models")
+        options = {"max_new_tokens": transform.max_new_tokens, "sample": transform.sample, "seed": seed}
+        there = self.models.translator(transform.forward)(text, temperature=transform.temperature, **options)
+        back = self.models.translator(transform.backward)(there, temperature=transform.temperature, **options)
+        return str(back) or text
 
     @staticmethod
     def synonyms_of(word: str, transform: Synonym | Insert) -> tuple[str, ...]:

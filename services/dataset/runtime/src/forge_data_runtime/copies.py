@@ -17,9 +17,11 @@ import orjson
 import xxhash
 from forge_contracts.augmentation import MEDIA_OPS, AugmentAudio, AugmentImage, AugmentText, AugmentVideo
 from forge_contracts.processing import MediaInput
+from forge_contracts.registered import ModelFiles
 
 from forge_data_runtime import augment
 from forge_data_runtime.links import read_link
+from forge_data_runtime.models import Models
 from forge_data_runtime.stages import COLUMNS, SAMPLES_PER_BATCH, Batch, clip, pack_media, unpack_media
 
 MAX_MEDIA_BYTES = 2 * 1024**3
@@ -48,11 +50,15 @@ class AugmentStage:
         position: int,
         seed: int,
         media: dict[str, MediaInput],
+        models: dict[str, ModelFiles] | None = None,
+        work_dir: str | None = None,
     ) -> None:
         self.op, self.position, self.seed = op, position, seed
         self.modality = MEDIA_OPS.get(op.op)
         self.media = media if self.modality else {}
-        self.text = augment.TextAugmenter(op) if isinstance(op, AugmentText) else None
+        self.text = (
+            augment.TextAugmenter(op, Models(models or {}, work_dir)) if isinstance(op, AugmentText) else None
+        )
 
     def __call__(self, batch: Batch) -> Batch:
         out: dict[str, list[Any]] = {c: [] for c in COLUMNS}

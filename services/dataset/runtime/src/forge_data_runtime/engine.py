@@ -334,7 +334,15 @@ class Run:
                 if segment[0].op in AUGMENT_OPS:
                     ds = ds.map_batches(
                         _counted(
-                            _Lazy(AugmentStage, segment[0], first, self.pipeline.seed, spec.media),
+                            _Lazy(
+                                AugmentStage,
+                                segment[0],
+                                first,
+                                self.pipeline.seed,
+                                spec.media,
+                                spec.models,
+                                spec.work_dir,
+                            ),
                             counter,
                             stage_number,
                         ),

@@ -25,8 +25,10 @@ import orjson
 from forge_contracts.activities.dataset import ManifestFile
 from forge_contracts.features import FeaturesSpec
 from forge_contracts.processing import InputFile, MediaInput, Pipeline, ProcessSpec, RaySettings, fields_named
+from forge_contracts.registered import ModelFiles
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
+from forge_kit.objects import check_tenant_area
 from forge_kit.runtime_process import RuntimeRun, run_runtime
 
 from forge_dataset import domain, formats
@@ -190,6 +192,28 @@ async def record_inputs(deps: Deps, files: list[VersionFile]) -> list[InputFile]
     ]
 
 
+MAX_MODEL_FILES = 1000
+
+
+async def model_files(deps: Deps, tenant: str, models: dict[str, str]) -> dict[str, ModelFiles]:
+    """The registry's models a task reads (as its workflow resolved them), each as pre-signed links to its
+    files; a location outside the tenant's model areas is refused (the service reads it with its own
+    rights)."""
+    found: dict[str, ModelFiles] = {}
+    for key, uri in models.items():
+        check_tenant_area(uri, tenant, deps.model_areas, what=key)
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        keys = await deps.store.list_prefix(bucket, prefix, MAX_MODEL_FILES)
+        if not keys:
+            raise Unprocessable(f"{key}: no files at {uri}")
+        urls = await deps.store.presign_get(keys, deps.processing_link_ttl_s, bucket=bucket)
+        found[key] = ModelFiles(
+            files={k.removeprefix(prefix): url for k, url in zip(keys, urls, strict=True)}
+        )
+    return found
+
+
 async def media_inputs(deps: Deps, files: list[VersionFile], modalities: set[str]) -> dict[str, MediaInput]:
     """The version's media files of `modalities` (image, audio, video), through pre-signed links."""
     media = [
@@ -295,11 +319,16 @@ async def run_process(ctx: TaskContext) -> TaskResult:
     pipeline = Pipeline(ops=request.ops, seed=request.seed)
     inputs = await record_inputs(deps, files)
     media = await media_inputs(deps, files, pipeline.media_modalities) if pipeline.media_modalities else {}
+    models = await model_files(deps, task.tenant, ctx.models)
+    missing = [m for m in pipeline.models if m.key not in models]
+    if missing:
+        raise Conflict(f"{missing[0]} was not resolved for this run")
     with runtime_dirs(ctx, "process") as (work, ray_dir):
         spec = ProcessSpec(
             pipeline=pipeline,
             inputs=inputs,
             media=media,
+            models=models,
             output_dir=str(work / "out"),
             work_dir=str(work),
             ray=ray_settings(deps, request.resources, ray_dir),

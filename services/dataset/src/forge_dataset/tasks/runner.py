@@ -41,6 +41,8 @@ class TaskResult:
 class TaskContext:
     deps: Deps
     task: DatasetTask
+    models: dict[str, str] = field(default_factory=dict)
+    """The registry's models the task names, resolved by its workflow: key -> s3:// location."""
     _started: float = field(default_factory=time.monotonic)
     _reported: float = 0.0
 
@@ -95,7 +97,7 @@ class TaskActivities:
             )
         beating = asyncio.create_task(self._heartbeat())
         try:
-            done = await handler(TaskContext(self.deps, found))
+            done = await handler(TaskContext(self.deps, found, models=ref.models))
         except ForgeError as error:
             raise _non_retryable(error) from error
         finally:

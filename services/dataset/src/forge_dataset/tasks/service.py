@@ -22,6 +22,7 @@ from forge_contracts.activities.dataset import (
 from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.dataset import DatasetTaskCreated
+from forge_contracts.processing import Pipeline
 from forge_kit.auth import Principal
 from forge_kit.errors import NotFound, Unavailable
 from sqlalchemy.exc import IntegrityError
@@ -102,7 +103,7 @@ async def create_task(
 async def _start_workflow(deps: Deps, found: DatasetTask) -> None:
     """Start the task's workflow (already started: nothing to do). If the engine cannot be reached the
     task fails, so no task waits `queued` for a workflow that never comes."""
-    workflow, argument = _workflow(found)
+    workflow, argument = _workflow(deps, found)
     try:
         await deps.temporal.start_workflow(
             workflow, argument, id=task_workflow_id(found.id), task_queue=deps.task_queue
@@ -119,13 +120,18 @@ SCHEDULED = ("process", "features")
 project and the resources); every other kind runs on the dataset worker."""
 
 
-def _workflow(found: DatasetTask) -> tuple[str, TaskRef]:
+def _workflow(deps: Deps, found: DatasetTask) -> tuple[str, TaskRef]:
     if found.kind not in SCHEDULED:
         return TASK_WORKFLOW, TaskRef(tenant_id=found.tenant, task_id=found.id)
     resources = found.parameters["resources"]
+    models = (
+        Pipeline.model_validate({"ops": found.parameters["ops"]}).models if found.kind == "process" else []
+    )
     return PROCESS_WORKFLOW, ScheduledTaskRef(
         tenant_id=found.tenant,
         task_id=found.id,
+        registered_models=models,
+        registry_task_queue=deps.registry_task_queue,
         scheduling=TaskScheduling(
             project_id=found.parameters["project_id"],
             per_worker=WorkerResources(

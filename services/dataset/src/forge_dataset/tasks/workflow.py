@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from forge_contracts.activities import scheduler
+    from forge_contracts.activities import registry, scheduler
     from forge_contracts.activities.dataset import (
         END_TASK,
         PROCESS_WORKFLOW,
@@ -35,6 +35,12 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 """A task's activity heartbeats every couple of seconds; a cancel reaches it within about 4 s."""
 CALLER_ERRORS = ["NotFound", "Conflict", "Unprocessable", "Forbidden"]
 """Errors retrying cannot mend: the task fails at once with the reason."""
+_RESOLVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["NotFound", "InvalidRequest", "Conflict"],
+)
 
 
 async def run_to_end(ref: TaskRef) -> TaskOutcome:
@@ -45,7 +51,7 @@ async def run_to_end(ref: TaskRef) -> TaskOutcome:
     try:
         return await workflow.execute_activity(
             RUN_TASK,
-            TaskRef(tenant_id=ref.tenant_id, task_id=ref.task_id),
+            TaskRef(tenant_id=ref.tenant_id, task_id=ref.task_id, models=ref.models),
             result_type=TaskOutcome,
             start_to_close_timeout=RUN_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
@@ -111,6 +117,11 @@ class DatasetProcessWorkflow:
         ref = TaskRef(tenant_id=request.tenant_id, task_id=request.task_id)
         allocation: str | None = None
         try:
+            if request.registered_models:
+                models, problem = await self._models(request)
+                if problem is not None:
+                    return await end(ref, "failed", problem)
+                ref = TaskRef(tenant_id=request.tenant_id, task_id=request.task_id, models=models)
             grant = await self._request(request, wait_s=0)
             allocation = grant.allocation_id
             if grant.state == "rejected":
@@ -156,6 +167,39 @@ class DatasetProcessWorkflow:
                     start_to_close_timeout=_SHORT,
                     retry_policy=_SHORT_RETRY,
                 )
+
+    async def _models(self, request: ScheduledTaskRef) -> tuple[dict[str, str], str | None]:
+        """Where the registry's models the task names are, resolved in its tenant; or why one is not (another
+        tenant's, or one that does not exist, fails the task)."""
+        found: dict[str, str] = {}
+        for model in request.registered_models:
+            try:
+                if model.base_model_id is not None:
+                    base = await workflow.execute_activity(
+                        registry.RESOLVE_BASE_MODEL,
+                        registry.BaseModelRef(tenant_id=request.tenant_id, base_model_id=model.base_model_id),
+                        task_queue=request.registry_task_queue,
+                        result_type=registry.ResolvedBaseModel,
+                        start_to_close_timeout=_SHORT,
+                        retry_policy=_RESOLVE_RETRY,
+                    )
+                    found[model.key] = base.uri
+                else:
+                    assert model.model_version_id is not None
+                    version = await workflow.execute_activity(
+                        registry.RESOLVE_MODEL_VERSION,
+                        registry.ModelVersionRef(
+                            tenant_id=request.tenant_id, version_id=model.model_version_id
+                        ),
+                        task_queue=request.registry_task_queue,
+                        result_type=registry.ResolvedModelVersion,
+                        start_to_close_timeout=_SHORT,
+                        retry_policy=_RESOLVE_RETRY,
+                    )
+                    found[model.key] = version.artifact_uri
+            except ActivityError as error:
+                return found, f"{model}: {failure_reason(error)}"
+        return found, None
 
     async def _request(self, request: ScheduledTaskRef, *, wait_s: float) -> scheduler.AllocationGrant:
         """The task's allocation (the same one on every call: keyed by the task)."""
