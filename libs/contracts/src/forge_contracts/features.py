@@ -11,6 +11,7 @@ transformation). The output records are the input records with the vector in `ou
 | `hashing` | extraction | `HashingVectorizer` over a text field (stateless, any vocabulary) |
 | `numeric` | extraction | numeric fields as they are (missing: 0) |
 | `one_hot` | extraction | `OneHotEncoder` over categorical fields (unseen categories: all zeros) |
+| `image_embedding` | extraction | the image a field names, through an image encoder of the registry |
 | `scale` | transformation | `StandardScaler`, `MinMaxScaler` or `RobustScaler` |
 | `pca` | transformation | `PCA` (or `TruncatedSVD` on sparse input) to `components` dimensions |
 | `variance` | selection | `VarianceThreshold` |
@@ -23,7 +24,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from forge_contracts.processing import FieldName, InputFile, RaySettings
+from forge_contracts.processing import FieldName, InputFile, MediaInput, RaySettings
+from forge_contracts.registered import ModelFiles, RegisteredModel
 
 
 class _Step(BaseModel):
@@ -81,7 +83,19 @@ class KBest(_Step):
     score: Literal["f_classif", "chi2", "mutual_info"] = "f_classif"
 
 
-Extract = Annotated[Tfidf | Hashing | Numeric | OneHot, Field(discriminator="step")]
+class ImageEmbedding(_Step):
+    """The image file `field` names (a file of the version) through `model`, an image encoder of the
+    registry (a ViT, ResNet, CLIP vision tower ... with its image processor): its pooled output (or the
+    mean of its last hidden states) as a block of columns. Nothing is fitted: applying the transformer
+    runs the same registered model again. A record without an image gets zeros."""
+
+    step: Literal["image_embedding"]
+    field: FieldName = "image"
+    model: RegisteredModel
+    batch_size: int = Field(default=16, ge=1, le=1024)
+
+
+Extract = Annotated[Tfidf | Hashing | Numeric | OneHot | ImageEmbedding, Field(discriminator="step")]
 Refine = Annotated[Scale | Pca | Variance | KBest, Field(discriminator="step")]
 
 
@@ -124,15 +138,28 @@ class FeaturesSpec(_Step):
     inputs: list[InputFile] = Field(min_length=1)
     output_dir: str
     work_dir: str
+    media: dict[str, MediaInput] = Field(
+        default_factory=dict, description="Images the embeddings read, by name."
+    )
+    models: dict[str, ModelFiles] = Field(default_factory=dict, description="Registered models, by key.")
     ray: RaySettings
     shard_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_rows: int = Field(default=1024, ge=1, le=1_000_000)
 
 
+def models_read(spec: TransformerSpec) -> list[RegisteredModel]:
+    """The registry's models the transformer runs, each once."""
+    found: dict[str, RegisteredModel] = {}
+    for step in spec.extract:
+        if isinstance(step, ImageEmbedding):
+            found.setdefault(step.model.key, step.model)
+    return list(found.values())
+
+
 def fields_read(spec: TransformerSpec) -> list[str]:
     names: list[str] = []
     for step in spec.extract:
-        names += [step.field] if isinstance(step, Tfidf | Hashing) else list(step.fields)
+        names += [step.field] if isinstance(step, Tfidf | Hashing | ImageEmbedding) else list(step.fields)
     return names + ([spec.label] if spec.label else [])
 
 
@@ -140,6 +167,7 @@ __all__ = [
     "Extract",
     "FeaturesSpec",
     "Hashing",
+    "ImageEmbedding",
     "KBest",
     "Numeric",
     "OneHot",
@@ -150,4 +178,5 @@ __all__ = [
     "TransformerSpec",
     "Variance",
     "fields_read",
+    "models_read",
 ]

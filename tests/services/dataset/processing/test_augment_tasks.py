@@ -11,32 +11,28 @@ import random
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 import soundfile
 from forge_contracts.augmentation import AugmentText
 from forge_contracts.registered import ModelFiles
 from forge_data_runtime.augment import TextAugmenter
 from forge_data_runtime.models import Models
-from forge_dataset.app import create_app
-from forge_dataset.settings import DatasetSettings
-from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
 from PIL import Image
 
-from tests.harness import service_settings, serving
 from tests.identity import as_user
 from tests.services.dataset.clips import pattern_clip, sine
 from tests.services.dataset.conftest import DatasetService
+from tests.services.dataset.processing.registered import register_model
+from tests.services.dataset.processing.registered import with_registry as with_registry  # a fixture
 from tests.services.dataset.processing.test_process_tasks import task_ended
 from tests.services.dataset.processing.translators import tiny_translator
 from tests.services.dataset.test_dataset_service import ACME, jsonl, object_bytes, published_version
-from tests.services.registry.conftest import Registry, running_registry
+from tests.services.registry.conftest import Registry
 from tests.services.scheduler_service import project_with_quota
 from tests.services.scheduler_service import scheduler as scheduler  # a fixture
 
@@ -47,6 +43,7 @@ TEXTS = [
     "Fresh bread and warm soup waited on the wooden table for the tired workers",
 ]
 TEXT_OP: dict[str, Any] = {"op": "augment_text", "transforms": [{"kind": "swap", "share": 0.3}]}
+ARCHITECTURE = "BartForConditionalGeneration"
 PIPELINE: list[dict[str, Any]] = [
     {"op": "exact_dedup", "fields": ["text"]},
     {"op": "augment_image", "copies": 2, "transforms": [{"kind": "flip"}, {"kind": "noise", "p": 0.0}]},
@@ -194,59 +191,17 @@ async def test_an_augmentation_pipeline_makes_copies_with_their_media_and_lineag
     assert bad.status_code == 422 and "deduplicate before augmenting" in bad.text
 
 
-@pytest.fixture
-async def translating(
-    stack_settings: StackSettings, database: str, bucket: str
-) -> AsyncIterator[tuple[DatasetService, Registry]]:
-    """A registry (its worker on a queue of its own) and a dataset service that resolves models there."""
-    async with running_registry(stack_settings) as registry:
-        settings = DatasetSettings(
-            **service_settings(stack_settings, database, "dataset").model_dump(),
-            dataset_bucket=bucket,
-            registry_task_queue=registry.runtime.task_queue,
-            processing_shard_bytes=4096,
-        )
-        app = create_app(settings)
-        async with serving(app) as http:
-            yield DatasetService(app, http), registry
-
-
-async def _register_translator(
-    registry: Registry, stack_settings: StackSettings, bucket: str, folder: Path, name: str
-) -> str:
-    prefix = f"tenants/acme/models/{name}-{uuid.uuid4().hex[:8]}/"
-    files = sorted(folder.iterdir())  # noqa: ASYNC240 (a few local files, listed once)
-    async with s3_client(stack_settings) as s3:
-        for path in files:
-            await s3.upload_file(str(path), bucket, prefix + path.name)
-    answer = await registry.http.post(
-        "/base-models",
-        headers=ACME,
-        json={
-            "name": f"{name}-{uuid.uuid4().hex[:8]}",
-            "version": "1",
-            "uri": f"s3://{bucket}/{prefix}",
-            "architecture": "BartForConditionalGeneration",
-            "parameter_count": 20_000,
-            "licence": "apache-2.0",
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    model_id: str = answer.json()["id"]
-    return model_id
-
-
 async def test_back_translation_goes_through_two_models_registered_in_the_registry(
-    translating: tuple[DatasetService, Registry],
+    with_registry: tuple[DatasetService, Registry],
     scheduler: httpx.AsyncClient,
     stack_settings: StackSettings,
     s3_bucket: str,
     tmp_path: Path,
 ) -> None:
-    svc, registry = translating
+    svc, registry = with_registry
     folders = {name: tiny_translator(tmp_path / name, seed) for name, seed in (("en-de", 1), ("de-en", 2))}
-    forward = await _register_translator(registry, stack_settings, s3_bucket, folders["en-de"], "en-de")
-    backward = await _register_translator(registry, stack_settings, s3_bucket, folders["de-en"], "de-en")
+    forward = await register_model(registry, stack_settings, s3_bucket, folders["en-de"], ARCHITECTURE)
+    backward = await register_model(registry, stack_settings, s3_bucket, folders["de-en"], ARCHITECTURE)
     records = [{"id": k + 1, "text": text.lower()} for k, text in enumerate(TEXTS[:2])]
     dataset_id, version_id, _ = await published_version(svc, {"train.jsonl": jsonl(records)})
     project = await project_with_quota(scheduler, cpu_millis=2000)

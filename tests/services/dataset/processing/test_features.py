@@ -1,22 +1,32 @@
 """Feature engineering on the real stack: a transformer (TF-IDF, numeric and one-hot extraction, min-max
 scaling, chi2 k-best selection) is fitted on one version under the scheduler's quota, stored as an
 artifact, and applied unchanged to a version of another dataset; the steps' effects are checked on the
-records. Refusals come before anything runs; another tenant's transformer is a 404."""
+records. Image embeddings come from an image encoder registered in the registry. Refusals come before
+anything runs; another tenant's transformer is a 404."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from forge_contracts.features import TransformerSpec
+from forge_data_runtime.augment import decode_image
 from forge_data_runtime.features import _frame, build, summary
+from forge_data_runtime.models import ImageEncoder
+from forge_kit.stack_env import StackSettings
 
 from tests.identity import as_user
 from tests.services.dataset.conftest import DatasetService
+from tests.services.dataset.processing.registered import register_model
+from tests.services.dataset.processing.registered import with_registry as with_registry  # a fixture
 from tests.services.dataset.processing.test_process_tasks import released, task_ended
+from tests.services.dataset.processing.translators import tiny_image_encoder
 from tests.services.dataset.test_dataset_service import ACME, jsonl, object_bytes, published_version
+from tests.services.dataset.test_file_kinds import png
+from tests.services.registry.conftest import Registry
 from tests.services.scheduler_service import project_with_quota
 from tests.services.scheduler_service import scheduler as scheduler  # a fixture
 
@@ -156,3 +166,63 @@ async def test_bad_feature_requests_are_refused_before_anything_runs(dataset_ser
         assert answer.status_code in (404, 422), (case, answer.text)
         assert answer.headers["content-type"].startswith("application/problem+json"), case
     assert (await svc.http.get(f"/datasets/{dataset_id}/tasks", headers=ACME)).json() == []
+
+
+async def test_image_embeddings_come_from_an_image_encoder_registered_in_the_registry(
+    with_registry: tuple[DatasetService, Registry],
+    scheduler: httpx.AsyncClient,
+    stack_settings: StackSettings,
+    s3_bucket: str,
+    tmp_path: Path,
+) -> None:
+    svc, registry = with_registry
+    folder = tiny_image_encoder(tmp_path / "vit", 3)
+    model_id = await register_model(registry, stack_settings, s3_bucket, folder, "ViTModel")
+    red, blue = png(32, 32, (220, 20, 20)), png(32, 32, (20, 20, 220))
+    records = [
+        {"id": 1, "image": "img/red.png", "n": 1.0},
+        {"id": 2, "image": "img/blue.png", "n": 2.0},
+        {"id": 3, "image": "img/red.png", "n": 3.0},
+        {"id": 4, "n": 4.0},  # no image: zeros
+    ]
+    train_id, train_version, _ = await published_version(
+        svc, {"train.jsonl": jsonl(records), "img/red.png": red, "img/blue.png": blue}
+    )
+    project = await project_with_quota(scheduler, cpu_millis=2000)
+    fit = {
+        "extract": [
+            {"step": "image_embedding", "field": "image", "model": {"base_model_id": model_id}},
+            {"step": "numeric", "fields": ["n"]},
+        ]
+    }
+    started = await _features(svc, train_id, train_version, {"fit": fit, "project_id": project})
+    assert started.status_code == 202, started.text
+    fitted = await task_ended(svc, train_id, started.json()["id"])
+    assert fitted["state"] == "succeeded", fitted["error"]
+    assert fitted["stats"]["dimensions"] == 17  # the encoder's 16, then n
+    out = await _records_of(svc, train_id, fitted["output_version_id"], "train.jsonl")
+    vectors = [np.asarray(r["features"]) for r in out]
+    encoder = ImageEncoder(folder)
+    for record, vector in zip(records, vectors, strict=True):
+        expected = (
+            encoder([decode_image(red if "red" in record["image"] else blue)])[0]
+            if "image" in record
+            else np.zeros(16)
+        )
+        assert np.allclose(vector[:16], expected, atol=1e-6) and vector[16] == record["n"]
+    assert not np.allclose(vectors[0][:16], vectors[1][:16])  # red and blue differ
+
+    other_id, other_version, _ = await published_version(
+        svc, {"test.jsonl": jsonl([{"id": 9, "image": "blue.png", "n": 0.0}]), "blue.png": blue}
+    )
+    applied = await _features(
+        svc,
+        other_id,
+        other_version,
+        {"transformer_id": fitted["result"]["transformer_id"], "project_id": project},
+    )
+    assert applied.status_code == 202, applied.text
+    done = await task_ended(svc, other_id, applied.json()["id"])
+    assert done["state"] == "succeeded", done["error"]
+    (again,) = await _records_of(svc, other_id, done["output_version_id"], "test.jsonl")
+    assert np.allclose(again["features"][:16], vectors[1][:16], atol=1e-6)  # the same model, run again

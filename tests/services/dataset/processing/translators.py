@@ -1,4 +1,4 @@
-"""Tiny translation models built here (no model hub): BART encoder-decoders with random weights over a
+"""Tiny models built here (no model hub). Translators: BART encoder-decoders with random weights over a
 small word-level vocabulary, saved as Hugging Face model folders. What they write is nonsense, but it is
 what a translation model does mechanically (tokenise, encode, generate, decode), and it is the same every
 time for the same seed."""
@@ -48,4 +48,24 @@ def tiny_translator(folder: Path, seed: int) -> Path:
     )
     BartForConditionalGeneration(config).save_pretrained(folder)
     fast.save_pretrained(folder)
+    return folder
+
+
+def tiny_image_encoder(folder: Path, seed: int) -> Path:
+    """A ViT with random weights (32x32 images, 8x8 patches, 16-wide) and its image processor."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    torch.manual_seed(seed)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    ViTModel(config, add_pooling_layer=True).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder

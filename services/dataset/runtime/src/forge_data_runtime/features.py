@@ -24,6 +24,7 @@ import orjson
 from forge_contracts.features import (
     FeaturesSpec,
     Hashing,
+    ImageEmbedding,
     KBest,
     Numeric,
     OneHot,
@@ -34,6 +35,7 @@ from forge_contracts.features import (
     Variance,
 )
 
+from forge_data_runtime.augment import Unusable, decode_image
 from forge_data_runtime.engine import (
     PipelineFailed,
     Shard,
@@ -43,6 +45,8 @@ from forge_data_runtime.engine import (
     shard_batches,
     start_ray,
 )
+from forge_data_runtime.links import read_link
+from forge_data_runtime.models import Models
 
 Emit = Any
 MISSING = "<missing>"
@@ -50,13 +54,63 @@ _FITTED: dict[str, Any] = {}
 """The fitted pipeline per object ref, in each Ray worker: deserialised once, not per batch."""
 
 
-def _frame(records: list[dict[str, Any]], spec: TransformerSpec) -> Any:
-    """The records as a DataFrame of the fields the steps read, typed for them."""
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+
+
+class Embeddings:
+    """Image embeddings of the records, by the registered models the steps name (loaded once per process);
+    an image that is missing or does not decode is a vector of zeros."""
+
+    def __init__(self, spec: FeaturesSpec) -> None:
+        self.media = spec.media
+        self.models = Models(spec.models, spec.work_dir)
+        self.missing = 0
+
+    def __call__(self, step: ImageEmbedding, records: list[dict[str, Any]]) -> np.ndarray:
+        encoder = self.models.image_encoder(step.model)
+        images: list[np.ndarray | None] = []
+        for record in records:
+            name = record.get(step.field)
+            found = self.media.get(name) if isinstance(name, str) else None
+            try:
+                if found is None or not found.media_type.startswith("image/"):
+                    raise Unusable("not an image of the version")
+                images.append(decode_image(read_link(found.url, MAX_IMAGE_BYTES)))
+            except Exception:
+                images.append(None)
+                self.missing += 1
+        present = [k for k, image in enumerate(images) if image is not None]
+        vectors: np.ndarray | None = None
+        for start in range(0, len(present), step.batch_size):
+            chunk = present[start : start + step.batch_size]
+            encoded = encoder([images[k] for k in chunk])
+            if vectors is None:
+                vectors = np.zeros((len(records), encoded.shape[1]))
+            vectors[chunk] = encoded
+        if vectors is None:  # no image in these records: the width from a blank one
+            width = encoder([np.zeros((8, 8, 3), dtype=np.uint8)]).shape[1]
+            vectors = np.zeros((len(records), width))
+        return vectors
+
+
+def embedding_columns(number: int, width: int) -> list[str]:
+    return [f"image{number}_{k}" for k in range(width)]
+
+
+def _frame(records: list[dict[str, Any]], spec: TransformerSpec, embed: Embeddings | None = None) -> Any:
+    """The records as a DataFrame of the fields the steps read, typed for them (image embeddings as
+    columns `image<step>_<k>`)."""
     import pandas as pd
 
     columns: dict[str, Any] = {}
-    for step in spec.extract:
-        if isinstance(step, Tfidf | Hashing):
+    for number, step in enumerate(spec.extract):
+        if isinstance(step, ImageEmbedding):
+            if embed is None:
+                raise PipelineFailed("image embeddings need the run's models")
+            vectors = embed(step, records)
+            for column, values in zip(embedding_columns(number, vectors.shape[1]), vectors.T, strict=True):
+                columns[column] = values
+        elif isinstance(step, Tfidf | Hashing):
             columns[step.field] = [
                 r.get(step.field) if isinstance(r.get(step.field), str) else "" for r in records
             ]
@@ -75,7 +129,8 @@ def _frame(records: list[dict[str, Any]], spec: TransformerSpec) -> Any:
     return frame
 
 
-def build(spec: TransformerSpec) -> Any:
+def build(spec: TransformerSpec, widths: dict[int, int] | None = None) -> Any:
+    """The unfitted pipeline; `widths`: the size of each image embedding step's block."""
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import PCA
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
@@ -104,6 +159,8 @@ def build(spec: TransformerSpec) -> Any:
         elif isinstance(step, OneHot):
             encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=step.max_categories)
             parts.append((name, encoder, list(step.fields)))
+        elif isinstance(step, ImageEmbedding):
+            parts.append((name, "passthrough", embedding_columns(number, (widths or {})[number])))
     steps: list[tuple[str, Any]] = [("extract", ColumnTransformer(parts, sparse_threshold=0.0))]
     scores = {"f_classif": f_classif, "chi2": chi2, "mutual_info": mutual_info_classif}
     for number, refine in enumerate(spec.refine):
@@ -162,7 +219,13 @@ def _fit(spec: FeaturesSpec, shards: list[Shard], emit: Emit) -> tuple[Any, dict
     records = list(_records(spec, shards, transformer.fit_records))
     if not records:
         raise PipelineFailed("the version has no records to fit on")
-    frame = _frame(records, transformer)
+    embed = Embeddings(spec)
+    frame = _frame(records, transformer, embed)
+    widths = {
+        n: sum(1 for c in frame.columns if c.startswith(f"image{n}_"))
+        for n, step in enumerate(transformer.extract)
+        if isinstance(step, ImageEmbedding)
+    }
     target = None
     if transformer.label is not None:
         target = np.asarray(
@@ -172,7 +235,7 @@ def _fit(spec: FeaturesSpec, shards: list[Shard], emit: Emit) -> tuple[Any, dict
             raise PipelineFailed(
                 f"the label {transformer.label!r} has fewer than two classes in the fitted records"
             )
-    pipeline = build(transformer)
+    pipeline = build(transformer, widths)
     started = time.monotonic()
     try:
         fitted = pipeline.fit(frame, target)
@@ -182,7 +245,10 @@ def _fit(spec: FeaturesSpec, shards: list[Shard], emit: Emit) -> tuple[Any, dict
     emit(
         {"kind": "log", "message": f"fitted on {len(records)} records in {time.monotonic() - started:.1f} s"}
     )
-    return fitted, {**summary(fitted, dimensions), "fitted_records": len(records)}
+    described = {**summary(fitted, dimensions), "fitted_records": len(records)}
+    if widths:
+        described["images_missing"] = embed.missing
+    return fitted, described
 
 
 def _load(spec: FeaturesSpec) -> Any:
@@ -200,8 +266,10 @@ def _load(spec: FeaturesSpec) -> Any:
 
 
 class _Transform:
-    def __init__(self, fitted: Any, spec: TransformerSpec, shards: list[Shard], inputs: list[Any]) -> None:
-        self.fitted, self.spec, self.shards, self.inputs = fitted, spec, shards, inputs
+    def __init__(self, fitted: Any, spec: FeaturesSpec, shards: list[Shard]) -> None:
+        self.fitted, self.features, self.shards = fitted, spec, shards
+        self.spec, self.inputs = spec.transformer, spec.inputs
+        self.embed: Embeddings | None = None
 
     def read(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         for index in batch["shard"]:
@@ -221,7 +289,9 @@ class _Transform:
         records = [orjson.loads(line) for line in batch["_json"]]
         if not records:
             return batch
-        vectors = fitted.transform(_frame(records, self.spec))
+        if self.embed is None and any(isinstance(s, ImageEmbedding) for s in self.spec.extract):
+            self.embed = Embeddings(self.features)
+        vectors = fitted.transform(_frame(records, self.spec, self.embed))
         out = []
         for record, vector in zip(records, np.asarray(vectors, dtype=np.float64), strict=True):
             record[self.spec.output_field] = [round(float(v), 8) for v in vector]
@@ -247,7 +317,7 @@ def run_features(spec: FeaturesSpec, emit: Emit) -> dict[str, Any]:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
-        transform = _Transform(ray.put(fitted), spec.transformer, shards, spec.inputs)
+        transform = _Transform(ray.put(fitted), spec, shards)
         ds = ray.data.from_items(
             [{"shard": s.index} for s in shards], override_num_blocks=max(len(shards), 1)
         )

@@ -59,12 +59,47 @@ class Models:
         self.loaded: dict[str, Any] = {}
 
     def translator(self, model: RegisteredModel) -> Translator:
+        found: Translator = self._load(model, Translator)
+        return found
+
+    def image_encoder(self, model: RegisteredModel) -> ImageEncoder:
+        found: ImageEncoder = self._load(model, ImageEncoder)
+        return found
+
+    def _load(self, model: RegisteredModel, kind: Any) -> Any:
         if model.key not in self.loaded:
             if model.key not in self.files:
                 raise ModelMissing(f"{model} is not part of this run")
-            self.loaded[model.key] = Translator(local_copy(model.key, self.files[model.key], self.root))
-        found: Translator = self.loaded[model.key]
-        return found
+            self.loaded[model.key] = kind(local_copy(model.key, self.files[model.key], self.root))
+        return self.loaded[model.key]
+
+
+class ImageEncoder:
+    """An image model (ViT, ResNet, CLIP vision, ...) with its image processor, on the CPU: one vector per
+    image, its pooled output or else the mean of its last hidden states."""
+
+    def __init__(self, folder: Path) -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel
+
+        torch.set_num_threads(1)
+        self.processor = AutoImageProcessor.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder)
+        self.model.eval()
+
+    def __call__(self, images: list[Any]) -> Any:
+        import numpy as np
+        import torch
+
+        inputs = self.processor(images=images, return_tensors="pt")
+        with torch.no_grad():
+            outputs = self.model(**inputs)
+        pooled = getattr(outputs, "pooler_output", None)
+        if pooled is None:
+            pooled = getattr(outputs, "image_embeds", None)
+        if pooled is None:
+            pooled = outputs.last_hidden_state.mean(dim=1)
+        return np.asarray(pooled.reshape(pooled.shape[0], -1).float().numpy(), dtype=np.float64)
 
 
 class Translator:
@@ -93,4 +128,4 @@ class Translator:
         return str(self.tokenizer.decode(generated[0], skip_special_tokens=True)).strip()
 
 
-__all__ = ["ModelMissing", "Models", "Translator", "local_copy"]
+__all__ = ["ImageEncoder", "ModelMissing", "Models", "Translator", "local_copy"]

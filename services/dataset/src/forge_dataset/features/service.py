@@ -16,7 +16,7 @@ import hashlib
 from typing import Any
 
 from forge_contracts.envelope import uuid7
-from forge_contracts.features import FeaturesSpec, TransformerSpec, fields_read
+from forge_contracts.features import FeaturesSpec, ImageEmbedding, TransformerSpec, fields_read, models_read
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
 from sqlmodel import col, select
@@ -28,6 +28,8 @@ from forge_dataset.features.schemas import FeaturesRequest
 from forge_dataset.processing.service import (
     PROCESSED,
     check_fields,
+    media_inputs,
+    model_files,
     output_names,
     ray_settings,
     record_inputs,
@@ -105,6 +107,13 @@ async def run_features(ctx: TaskContext) -> TaskResult:
     if request.transformer_id is not None:
         fitted = await transformer(deps, caller, request.transformer_id)
     spec = request.fit or TransformerSpec.model_validate(fitted.spec if fitted else {})
+    files = [f for f, _ in per_file]
+    images = any(isinstance(step, ImageEmbedding) for step in spec.extract)
+    media = await media_inputs(deps, files, {"image"}) if images else {}
+    models = await model_files(deps, task.tenant, ctx.models)
+    missing = [m for m in models_read(spec) if m.key not in models]
+    if missing:
+        raise Conflict(f"{missing[0]} was not resolved for this run")
     with runtime_dirs(ctx, "features") as (work, ray_dir):
         out = work / "out"
         runtime_spec = FeaturesSpec(
@@ -114,7 +123,9 @@ async def run_features(ctx: TaskContext) -> TaskResult:
             if fitted
             else None,
             artifact_sha256=fitted.sha256 if fitted else None,
-            inputs=await record_inputs(deps, [f for f, _ in per_file]),
+            inputs=await record_inputs(deps, files),
+            media=media,
+            models=models,
             output_dir=str(out),
             work_dir=str(work),
             ray=ray_settings(deps, request.resources, ray_dir),

@@ -22,7 +22,9 @@ from forge_contracts.activities.dataset import (
 from forge_contracts.activities.scheduler import WorkerResources
 from forge_contracts.envelope import uuid7
 from forge_contracts.events.dataset import DatasetTaskCreated
+from forge_contracts.features import TransformerSpec, models_read
 from forge_contracts.processing import Pipeline
+from forge_contracts.registered import RegisteredModel
 from forge_kit.auth import Principal
 from forge_kit.errors import NotFound, Unavailable
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from forge_dataset.deps import Deps
 from forge_dataset.events import TASK, emit, move_task, now
 from forge_dataset.rows import dataset_row
-from forge_dataset.tables import DatasetTask
+from forge_dataset.tables import DatasetTask, FeatureTransformer
 
 ACTIVE = ("pending", "queued", "running")
 
@@ -103,7 +105,7 @@ async def create_task(
 async def _start_workflow(deps: Deps, found: DatasetTask) -> None:
     """Start the task's workflow (already started: nothing to do). If the engine cannot be reached the
     task fails, so no task waits `queued` for a workflow that never comes."""
-    workflow, argument = _workflow(deps, found)
+    workflow, argument = await _workflow(deps, found)
     try:
         await deps.temporal.start_workflow(
             workflow, argument, id=task_workflow_id(found.id), task_queue=deps.task_queue
@@ -120,13 +122,23 @@ SCHEDULED = ("process", "features")
 project and the resources); every other kind runs on the dataset worker."""
 
 
-def _workflow(deps: Deps, found: DatasetTask) -> tuple[str, TaskRef]:
+async def registered_models(deps: Deps, found: DatasetTask) -> list[RegisteredModel]:
+    """The registry's models a scheduled task names (its pipeline's, or its transformer's)."""
+    if found.kind == "process":
+        return Pipeline.model_validate({"ops": found.parameters["ops"]}).models
+    spec = found.parameters.get("fit")
+    if spec is None and found.parameters.get("transformer_id"):
+        async with deps.db.session() as session:
+            fitted = await session.get(FeatureTransformer, found.parameters["transformer_id"])
+        spec = fitted.spec if fitted is not None and fitted.tenant == found.tenant else None
+    return models_read(TransformerSpec.model_validate(spec)) if spec else []
+
+
+async def _workflow(deps: Deps, found: DatasetTask) -> tuple[str, TaskRef]:
     if found.kind not in SCHEDULED:
         return TASK_WORKFLOW, TaskRef(tenant_id=found.tenant, task_id=found.id)
     resources = found.parameters["resources"]
-    models = (
-        Pipeline.model_validate({"ops": found.parameters["ops"]}).models if found.kind == "process" else []
-    )
+    models = await registered_models(deps, found)
     return PROCESS_WORKFLOW, ScheduledTaskRef(
         tenant_id=found.tenant,
         task_id=found.id,
