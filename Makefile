@@ -32,6 +32,7 @@ bench: bootstrap
 	$(UV) python bench/identity_startup.py --write
 	$(UV) python bench/dataset_diff.py --write
 	$(UV) --group bench python bench/near_dedup.py --write
+	$(UV) python bench/cleaning.py --write
 	$(UV) forge stack up
 	$(UV) python bench/event_throughput.py --write
 	$(UV) python bench/gateway_overhead.py --write

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from report import write_section
+
 CHUNK_BYTES = 8 * 1024 * 1024
 SIZES = (100_000, 1_000_000)
 LABELS = ("positive", "negative", "neutral", "mixed")
@@ -47,7 +49,6 @@ WORDS = (
 CHANGED, REMOVED, ADDED = 0.01, 0.005, 0.005
 SHUFFLED_FROM, SHUFFLED_TO = 0.4, 0.6
 COUNTS = ("added", "removed", "changed", "unchanged")
-BEGIN, END = "<!-- dataset-diff:begin -->", "<!-- dataset-diff:end -->"
 HEADING = "## Datasets: row-level diff of two versions (`bench/dataset_diff.py`)"
 
 
@@ -286,13 +287,12 @@ def table(results: list[dict[str, Any]], repeat: int, load_before: float) -> str
 
 
 def _write_section(section: str) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    text = doc.read_text()
-    stamp = time.strftime("%Y-%m-%d")
-    block = f"{BEGIN}\nMeasured {stamp} by `make bench` (`bench/dataset_diff.py`).\n\n{section}{END}"
-    if BEGIN not in text:
-        heading = (
-            f"\n{HEADING}\n\n"
+    write_section(
+        "dataset-diff",
+        "dataset_diff.py",
+        section,
+        heading=HEADING,
+        intro=(
             "Two JSONL versions generated on local disk: 1 % of the base's records changed, 0.5 %\n"
             "removed, 0.5 % added, the middle fifth of the new version shuffled. Each diff runs in its own\n"
             "process on the same files; peak RSS is that process's high-water mark (interpreter included,\n"
@@ -303,12 +303,8 @@ def _write_section(section: str) -> None:
             "- **forge streamed:** `forge_dataset.diff.domain.Differ` keyed on `id`, fed 8 MiB chunks\n"
             "  (as the service reads them from S3): each record is parsed (orjson), digested and spilled\n"
             "  to one of P partition files on local disk, then each partition is compared on its own.\n\n"
-        )
-        doc.write_text(text.rstrip("\n") + "\n" + heading + block + "\n")
-        return
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{block}{tail}")
+        ),
+    )
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ from forge_cli.demo import sign_in_demo
 from forge_cli.services import Platform, ServiceProcess, service_port
 from forge_cli.stack import Stack
 from forge_kit.stack_env import StackSettings, load_stack_settings, read_env_file
+from report import write_section
 
 PART = 8 * 1024 * 1024
 BUCKET = "forge-datasets"
@@ -59,7 +60,6 @@ BUCKET = "forge-datasets"
 PNG = b"\x89PNG\r\n\x1a\n"
 HASH_FILES, HASH_FILE_MIB = 64, 16
 SMALL_FILES, SMALL_BYTES = 100_000, 2048
-BEGIN, END = "<!-- dataset-ingest:begin -->", "<!-- dataset-ingest:end -->"
 HEADING = "## Datasets: uploads, manifest hashing, small-file imports (`bench/dataset_ingest.py`)"
 
 
@@ -442,16 +442,7 @@ def _small_rows(http: httpx.Client, work: Path, count: int, pid: int, notes: lis
 
 
 def _write_section(table: str) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    text = doc.read_text()
-    if BEGIN not in text:
-        text += f"\n{HEADING}\n\n{BEGIN}\n{END}\n"
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    stamp = time.strftime("%Y-%m-%d")
-    doc.write_text(
-        f"{head}{BEGIN}\nMeasured {stamp} by `make bench` (`bench/dataset_ingest.py`).\n\n{table}{END}{tail}"
-    )
+    write_section("dataset-ingest", "dataset_ingest.py", table, heading=HEADING)
 
 
 def main() -> None:

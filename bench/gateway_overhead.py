@@ -19,13 +19,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from forge_cli.gateway import Gateway, GatewayLimits
 from forge_cli.services import ServiceProcess
 from forge_cli.stack import Stack
 from forge_kit.stack_env import read_env_file
+from report import write_section
 
 WARMUP = 200
 ROUTE = "/tenants"
@@ -159,23 +159,16 @@ def _table(samples: dict[tuple[str, str], list[float]], requests: int, validates
 
 
 def _write_section(table: str) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    begin, end = "<!-- gateway-overhead:begin -->", "<!-- gateway-overhead:end -->"
-    text = doc.read_text()
-    if begin not in text:
-        text += (
-            "\n## API gateway: overhead of a read (`bench/gateway_overhead.py`)\n\n"
+    write_section(
+        "gateway-overhead",
+        "gateway_overhead.py",
+        table,
+        heading="## API gateway: overhead of a read (`bench/gateway_overhead.py`)",
+        intro=(
             "Baseline: the same request sent straight to the service. Through the gateway, Envoy also "
             "checks the\ntoken (signature against Keycloak's cached keys, issuer, audience, expiry), "
             "rate-limits, generates a\nrequest id and writes an access-log line.\n\n"
-            f"{begin}\n{end}\n"
-        )
-    head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
-    stamp = time.strftime("%Y-%m-%d")
-    doc.write_text(
-        f"{head}{begin}\nMeasured {stamp} by `make bench` (`bench/gateway_overhead.py`).\n\n"
-        f"{table}{end}{tail}"
+        ),
     )
 
 

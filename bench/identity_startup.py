@@ -27,6 +27,7 @@ from forge_cli.stack import Ports, Stack
 from forge_kit.stack_env import load_stack_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section
 from stack_startup import _tree_rss_bytes
 
 PORTS = Ports(
@@ -114,23 +115,17 @@ def main() -> None:
 
 
 def _write_section(table: str) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    begin, end = "<!-- identity-startup:begin -->", "<!-- identity-startup:end -->"
-    text = doc.read_text()
-    stamp = time.strftime("%Y-%m-%d")
-    section = f"{begin}\nMeasured {stamp} by `bench/identity_startup.py`.\n\n{table}{end}"
-    if begin not in text:
-        heading = (
-            "\n## Identity: OpenLDAP and Keycloak (`bench/identity_startup.py`)\n\n"
+    write_section(
+        "identity-startup",
+        "identity_startup.py",
+        table,
+        heading="## Identity: OpenLDAP and Keycloak (`bench/identity_startup.py`)",
+        intro=(
             "Baseline: a warm start (state folder initialised, Keycloak's database and realm in place).\n"
             "Cold start adds seeding slapd, creating Keycloak's schema and importing the realm; the\n"
             "one-time download and `kc.sh build` of Keycloak (tool cache) is not part of either.\n\n"
-        )
-        doc.write_text(text.rstrip("\n") + "\n" + heading + section + "\n")
-        return
-    head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
-    doc.write_text(f"{head}{section}{tail}")
+        ),
+    )
 
 
 if __name__ == "__main__":

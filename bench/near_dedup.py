@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from report import write_section
+
 SIZES = (10_000, 100_000, 1_000_000)
 SCALE_OUT_SIZE = 100_000
 BASELINE_MAX = 100_000
@@ -55,7 +57,6 @@ THRESHOLD = 0.7
 NGRAM, BANDS, ROWS = 5, 14, 8
 """Shingles of both; datatrove's bands and hashes per band (its defaults)."""
 COPY_SHARE = 0.10
-BEGIN, END = "<!-- near-dedup:begin -->", "<!-- near-dedup:end -->"
 HEADING = "## Data processing: near-duplicate removal (`bench/near_dedup.py`)"
 
 
@@ -369,23 +370,18 @@ def table(results: list[dict[str, Any]], scaled: dict[int, dict[str, Any]] | Non
 
 
 def _write_section(section: str) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    text = doc.read_text()
-    stamp = time.strftime("%Y-%m-%d")
-    block = f"{BEGIN}\nMeasured {stamp} by `make bench` (`bench/near_dedup.py`).\n\n{section}{END}"
-    if BEGIN not in text:
-        heading = (
-            f"\n{HEADING}\n\n"
+    write_section(
+        "near-dedup",
+        "near_dedup.py",
+        section,
+        heading=HEADING,
+        intro=(
             "Target (issue 9): documents/s per core at least datatrove's MinHash pipeline's, at equal or\n"
             "better precision and recall against exact Jaccard ground truth, peak memory bounded as the\n"
             "corpus grows; the same task on 1 and 2 Ray workers. Method: the docstring of\n"
             "`bench/near_dedup.py`.\n\n"
-        )
-        doc.write_text(text.rstrip("\n") + "\n" + heading + block + "\n")
-        return
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{block}{tail}")
+        ),
+    )
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from forge_cli.stack import Ports, Stack
+from report import write_section
 
 PORTS = Ports(
     pg=15632,
@@ -99,14 +100,8 @@ def main() -> None:
 
 
 def _write_section(table: str) -> None:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-    begin, end = "<!-- stack-startup:begin -->", "<!-- stack-startup:end -->"
-    text = doc.read_text()
-    head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
-    stamp = time.strftime("%Y-%m-%d")
-    doc.write_text(
-        f"{head}{begin}\nMeasured {stamp} by `make bench` (`bench/stack_startup.py`).\n\n{table}{end}{tail}"
+    write_section(
+        "stack-startup", "stack_startup.py", table, heading="## Local stack: cold start and steady memory"
     )
 
 
