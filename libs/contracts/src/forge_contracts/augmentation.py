@@ -19,13 +19,30 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from forge_contracts.registered import RegisteredModel
 
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Word = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _within(low: float, high: float) -> AfterValidator:
+    def check(pair: tuple[float, float]) -> tuple[float, float]:
+        if not low <= pair[0] <= pair[1] <= high:
+            raise ValueError(f"must be [min, max] with {low} <= min <= max <= {high}")
+        return pair
+
+    return AfterValidator(check)
+
+
+Share = Annotated[tuple[float, float], _within(0.0, 1.0)]
+Area = Annotated[tuple[float, float], _within(0.01, 1.0)]
+Factor = Annotated[tuple[float, float], _within(0.1, 10.0)]
+Semitones = Annotated[tuple[float, float], _within(-12.0, 12.0)]
+Rate = Annotated[tuple[float, float], _within(0.25, 4.0)]
+Decibels = Annotated[tuple[float, float], _within(-20.0, 100.0)]
 
 
 class _Part(BaseModel):
@@ -124,26 +141,16 @@ class Rotate(_Part):
 
 class Noise(_Part):
     kind: Literal["noise"]
-    std: tuple[float, float] = Field(default=(0.02, 0.08), description="Gaussian noise, share of full scale.")
+    std: Share = Field(default=(0.02, 0.08), description="Gaussian noise, share of full scale.")
     p: Probability = 1.0
-
-    @model_validator(mode="after")
-    def _range(self) -> Noise:
-        _ordered(self.std, 0.0, 1.0, "std")
-        return self
 
 
 class Scale(_Part):
     """Resize by a factor drawn from `factor` (the image's size changes)."""
 
     kind: Literal["scale"]
-    factor: tuple[float, float] = (0.8, 1.2)
+    factor: Factor = (0.8, 1.2)
     p: Probability = 1.0
-
-    @model_validator(mode="after")
-    def _range(self) -> Scale:
-        _ordered(self.factor, 0.1, 10.0, "factor")
-        return self
 
 
 class Crop(_Part):
@@ -151,13 +158,8 @@ class Crop(_Part):
     image's size."""
 
     kind: Literal["crop"]
-    area: tuple[float, float] = (0.6, 1.0)
+    area: Area = (0.6, 1.0)
     p: Probability = 1.0
-
-    @model_validator(mode="after")
-    def _range(self) -> Crop:
-        _ordered(self.area, 0.01, 1.0, "area")
-        return self
 
 
 class Flip(_Part):
@@ -197,39 +199,24 @@ class AugmentImage(_Part):
 
 class Pitch(_Part):
     kind: Literal["pitch"]
-    semitones: tuple[float, float] = (-2.0, 2.0)
+    semitones: Semitones = (-2.0, 2.0)
     p: Probability = 1.0
-
-    @model_validator(mode="after")
-    def _range(self) -> Pitch:
-        _ordered(self.semitones, -12.0, 12.0, "semitones")
-        return self
 
 
 class Speed(_Part):
     """Play faster or slower by a rate drawn from `rate`, the pitch kept (the length changes)."""
 
     kind: Literal["speed"]
-    rate: tuple[float, float] = (0.9, 1.1)
+    rate: Rate = (0.9, 1.1)
     p: Probability = 1.0
-
-    @model_validator(mode="after")
-    def _range(self) -> Speed:
-        _ordered(self.rate, 0.25, 4.0, "rate")
-        return self
 
 
 class AudioNoise(_Part):
     """Gaussian noise at a signal-to-noise ratio drawn from `snr_db`."""
 
     kind: Literal["noise"]
-    snr_db: tuple[float, float] = (15.0, 30.0)
+    snr_db: Decibels = (15.0, 30.0)
     p: Probability = 1.0
-
-    @model_validator(mode="after")
-    def _range(self) -> AudioNoise:
-        _ordered(self.snr_db, -20.0, 100.0, "snr_db")
-        return self
 
 
 AudioTransform = Annotated[Pitch | Speed | AudioNoise, Field(discriminator="kind")]
@@ -286,11 +273,6 @@ def models_named(ops: list[BaseModel]) -> list[RegisteredModel]:
                 for model in (transform.forward, transform.backward):
                     found.setdefault(model.key, model)
     return list(found.values())
-
-
-def _ordered(pair: tuple[float, float], low: float, high: float, name: str) -> None:
-    if not low <= pair[0] <= pair[1] <= high:
-        raise ValueError(f"{name} must be [min, max] with {low} <= min <= max <= {high}")
 
 
 __all__ = [
