@@ -47,11 +47,11 @@ from typing import Any
 
 import aioboto3
 import httpx
-from forge_cli.auth import SignedIn
 from forge_cli.demo import sign_in_demo
 from forge_cli.services import Platform, ServiceProcess, service_port
 from forge_cli.stack import Stack
 from forge_kit.stack_env import StackSettings, load_stack_settings, read_env_file
+from forge_sdk.auth import SignedIn
 from report import write_section
 
 PART = 8 * 1024 * 1024

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from forge_cli.auth import BearerHeaders
 from forge_kit.stack_env import env_file_path, read_env_file
+from forge_sdk.auth import BearerHeaders
 
 
 @dataclass

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import jwt
-from forge_cli import auth
 from forge_cli.stack import Stack
 from forge_kit.stack_env import read_env_file
+from forge_sdk import auth
 
 
 def _forge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -6,16 +6,14 @@ A version is named by its id or by one of the dataset's aliases (`latest`, `gold
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
+from forge_sdk import ApiError, Datasets, Forge, Service, TaskFailed
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -27,14 +25,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from forge_cli import auth
-
 app = typer.Typer(
     help="Datasets: versions, uploads, previews, statistics, splits, diffs and sharing.", no_args_is_help=True
 )
 console = Console()
-ALIAS = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
-UPLOAD_CHUNK = 1024 * 1024
 TenantOption = typer.Option(
     None, "--tenant", envvar="FORGE_TENANT", help="Act in this tenant (if in several)."
 )
@@ -44,45 +38,19 @@ FilesArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True, 
 
 
 class CliError(RuntimeError):
-    """What went wrong, for the user (the API's problem detail)."""
+    """What went wrong, for the user."""
 
 
-def _base_url() -> str:
-    if url := os.environ.get("FORGE_DATASET_URL"):
-        return url
-    from forge_kit.stack_env import env_file_path, read_env_file
-
-    env = read_env_file(env_file_path())
-    gateway = env.get("FORGE_GATEWAY_URL")
-    url = f"{gateway}/api/dataset" if gateway else env.get("FORGE_DATASET_URL", "")
-    if not url:
-        raise CliError("the dataset service is not running: `forge up`")
-    return url
-
-
-def _client(tenant: str | None) -> tuple[httpx.Client, auth.SignedIn]:
-    tokens = auth.load()
-    if tokens is None:
-        raise CliError("not signed in: `forge login`")
-    session = auth.SignedIn(tokens, tenant)
-    return httpx.Client(base_url=_base_url(), timeout=120), session
-
-
-def _check(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise CliError(f"{response.status_code}: {detail}")
-    return response.json() if response.content else None
+def _api(tenant: str | None) -> Service:
+    """The dataset service as the signed-in user (`forge login`), acting in `tenant`."""
+    return Forge.signed_in(tenant).service("dataset")
 
 
 def _run(command: Any) -> Any:
     """Run `command()`, turning API errors into a red line and exit code 1."""
     try:
         return command()
-    except CliError as error:
+    except (CliError, ApiError, TaskFailed) as error:
         console.print(f"[red]{error}[/]", highlight=False)
         raise typer.Exit(1) from error
     except httpx.HTTPError as error:
@@ -94,23 +62,8 @@ def _print(data: Any) -> None:
     console.print_json(json.dumps(data))
 
 
-def _version_id(http: httpx.Client, session: auth.SignedIn, dataset_id: str, ref: str) -> str:
-    """A version id from an id or an alias of the dataset."""
-    found = http.get(f"/datasets/{dataset_id}/versions/{ref}", headers=session)
-    if found.status_code == 200:
-        return str(found.json()["id"])
-    if found.status_code == 404 and ALIAS.match(ref):
-        alias = http.get(f"/datasets/{dataset_id}/aliases/{ref}", headers=session)
-        if alias.status_code == 200:
-            return str(alias.json()["version_id"])
-    _check(found)
-    raise CliError(f"version {ref!r} of dataset {dataset_id!r} does not exist")
-
-
-def _follow(
-    http: httpx.Client, session: auth.SignedIn, dataset_id: str, task: dict[str, Any], what: str
-) -> Any:
-    """Poll a dataset task to its end with a progress bar (progress and the service's ETA)."""
+def _follow(api: Service, dataset_id: str, task: dict[str, Any], what: str) -> Any:
+    """Follow a dataset task to its end with a progress bar (progress and the service's ETA)."""
     with Progress(
         TextColumn(f"{what} [dim]{{task.fields[phase]}}[/]"),
         BarColumn(),
@@ -120,21 +73,15 @@ def _follow(
         transient=False,
     ) as bar:
         shown = bar.add_task(what, total=1.0, phase=task["state"], eta="-")
-        while True:
-            task = _check(http.get(f"/datasets/{dataset_id}/tasks/{task['id']}", headers=session))
-            eta = task.get("eta_s")
-            phase = task.get("progress_detail", {}).get("phase") or task["state"]
+
+        def show(seen: dict[str, Any]) -> None:
+            eta = seen.get("eta_s")
+            phase = seen.get("progress_detail", {}).get("phase") or seen["state"]
             bar.update(
-                shown, completed=task["progress"], phase=phase, eta="-" if eta is None else f"{eta:.0f}s"
+                shown, completed=seen["progress"], phase=phase, eta="-" if eta is None else f"{eta:.0f}s"
             )
-            if task["state"] in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(0.5)
-    if task["state"] != "succeeded":
-        raise CliError(
-            f"the {task['kind']} task {task['id']} {task['state']}: {task.get('error') or ''}".rstrip(": ")
-        )
-    return task
+
+        return Datasets(api).follow(dataset_id, task, on_progress=show)
 
 
 @app.command("list")
@@ -142,8 +89,8 @@ def list_datasets(tenant: str = TenantOption, json_output: bool = JsonOption) ->
     """The datasets of your tenant."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        found = _check(http.get("/datasets", headers=session))
+        api = _api(tenant)
+        found = api.get("/datasets")
         if json_output:
             _print(found)
             return
@@ -169,7 +116,7 @@ def create(
     """Create a dataset; prints its id."""
 
     def command() -> None:
-        http, session = _client(tenant)
+        api = _api(tenant)
         body = {
             "name": name,
             "modality": modality,
@@ -178,17 +125,10 @@ def create(
             "source": "upload",
             "description": description,
         }
-        created = _check(http.post("/datasets", json=body, headers=session))
+        created = api.post("/datasets", json=body)
         console.print(created["id"])
 
     _run(command)
-
-
-def _chunks(path: Path, progress: Progress, shown: Any) -> Iterator[bytes]:
-    with path.open("rb") as file:
-        while chunk := file.read(UPLOAD_CHUNK):
-            progress.advance(shown, len(chunk))
-            yield chunk
 
 
 @app.command("upload")
@@ -206,9 +146,8 @@ def upload(
     streamed with a progress bar, and publish it."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        version = _check(http.post(f"/datasets/{dataset_id}/versions", headers=session))
-        base = f"/datasets/{dataset_id}/versions/{version['id']}/files"
+        api = _api(tenant)
+        version = api.post(f"/datasets/{dataset_id}/versions")
         expanding: list[dict[str, Any]] = []
         with Progress(
             TextColumn("{task.description}"),
@@ -221,25 +160,21 @@ def upload(
             for path in files:
                 shown = progress.add_task(path.name, total=path.stat().st_size)
                 params = {"expand": "true", "prefix": prefix} if expand and _is_archive(path) else None
-                answer = _check(
-                    http.put(
-                        f"{base}/{path.name}",
-                        params=params,
-                        content=_chunks(path, progress, shown),
-                        headers=session,
-                        timeout=None,
-                    )
+                answer = Datasets(api).upload_file(
+                    dataset_id,
+                    version["id"],
+                    path,
+                    params=params,
+                    on_progress=functools.partial(progress.advance, shown),
                 )
                 if params is not None:
                     expanding.append(answer)
         for task in expanding:
-            _follow(http, session, dataset_id, task, f"expanding {task['parameters']['archive']}")
+            _follow(api, dataset_id, task, f"expanding {task['parameters']['archive']}")
         if publish:
-            version = _check(
-                http.post(f"/datasets/{dataset_id}/versions/{version['id']}/publish", headers=session)
-            )
+            version = api.post(f"/datasets/{dataset_id}/versions/{version['id']}/publish")
         else:
-            version = _check(http.get(f"/datasets/{dataset_id}/versions/{version['id']}", headers=session))
+            version = api.get(f"/datasets/{dataset_id}/versions/{version['id']}")
         _print_version(version)
 
     _run(command)
@@ -258,17 +193,16 @@ def _print_version(version: dict[str, Any]) -> None:
     )
 
 
-def _connection_id(http: httpx.Client, session: auth.SignedIn, ref: str) -> str:
+def _connection_id(api: Service, ref: str) -> str:
     """A connection id from its id or its name."""
-    for found in _check(http.get("/connections", headers=session)):
+    for found in api.get("/connections"):
         if ref in (found["id"], found["name"]):
             return str(found["id"])
     raise CliError(f"connection {ref!r} does not exist (`forge datasets connections list`)")
 
 
 def _source(
-    http: httpx.Client,
-    session: auth.SignedIn,
+    api: Service,
     urls: list[str],
     s3: str | None,
     sql: str | None,
@@ -286,7 +220,7 @@ def _source(
     if len(chosen) != 1:
         raise CliError("name one source: http(s) URLs, --s3 CONNECTION, --sql CONNECTION or --hdfs URL")
     if s3:
-        source: dict[str, Any] = {"type": "s3", "connection_id": _connection_id(http, session, s3)}
+        source: dict[str, Any] = {"type": "s3", "connection_id": _connection_id(api, s3)}
         source["prefix"] = prefix
         if include:
             source["include"] = include
@@ -294,7 +228,7 @@ def _source(
     if sql:
         if not query:
             raise CliError("--sql needs --query 'SELECT ...'")
-        source = {"type": "sql", "connection_id": _connection_id(http, session, sql), "query": query}
+        source = {"type": "sql", "connection_id": _connection_id(api, sql), "query": query}
         if shard_rows:
             source["shard_rows"] = shard_rows
         return source
@@ -328,13 +262,11 @@ def import_data(
     (a background task, followed with a progress bar)."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        source = _source(http, session, urls, s3, sql, hdfs, prefix, include, query, shard_rows, path, user)
-        task = _check(http.post(f"/datasets/{dataset_id}/imports", json={"source": source}, headers=session))
-        done = _follow(http, session, dataset_id, task, "importing")
-        version = _check(
-            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
-        )
+        api = _api(tenant)
+        source = _source(api, urls, s3, sql, hdfs, prefix, include, query, shard_rows, path, user)
+        task = api.post(f"/datasets/{dataset_id}/imports", json={"source": source})
+        done = _follow(api, dataset_id, task, "importing")
+        version = api.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}")
         _print_version(version)
 
     _run(command)
@@ -345,8 +277,8 @@ def versions(dataset_id: str, tenant: str = TenantOption, json_output: bool = Js
     """The dataset's versions."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        found = _check(http.get(f"/datasets/{dataset_id}/versions", headers=session))
+        api = _api(tenant)
+        found = api.get(f"/datasets/{dataset_id}/versions")
         if json_output:
             _print(found)
             return
@@ -375,15 +307,9 @@ def preview(
     """The first records of a version, one JSON object per line."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        version_id = _version_id(http, session, dataset_id, version)
-        shown = _check(
-            http.get(
-                f"/datasets/{dataset_id}/versions/{version_id}/preview",
-                params={"limit": limit},
-                headers=session,
-            )
-        )
+        api = _api(tenant)
+        version_id = Datasets(api).version_id(dataset_id, version)
+        shown = api.get(f"/datasets/{dataset_id}/versions/{version_id}/preview", params={"limit": limit})
         for record in shown["records"]:
             console.print(json.dumps(record, ensure_ascii=False), highlight=False, soft_wrap=True)
         if shown.get("note"):
@@ -402,9 +328,9 @@ def stats(
     """A version's statistics: records, sizes and per field coverage and value distribution."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        version_id = _version_id(http, session, dataset_id, version)
-        found = _check(http.get(f"/datasets/{dataset_id}/versions/{version_id}/stats", headers=session))
+        api = _api(tenant)
+        version_id = Datasets(api).version_id(dataset_id, version)
+        found = api.get(f"/datasets/{dataset_id}/versions/{version_id}/stats")
         if json_output:
             _print(found)
             return
@@ -440,8 +366,8 @@ def split(
     """Split a version (a background task, followed with a progress bar); prints the output version."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        version_id = _version_id(http, session, dataset_id, version)
+        api = _api(tenant)
+        version_id = Datasets(api).version_id(dataset_id, version)
         body: dict[str, Any] = {"seed": seed, "stratify_by": stratify_by, "group_by": group_by}
         if ratios:
             try:
@@ -451,13 +377,9 @@ def split(
             body["ratios"] = {"train": train, "validation": validation, "test": test}
         if folds:
             body["folds"] = folds
-        task = _check(
-            http.post(f"/datasets/{dataset_id}/versions/{version_id}/split", json=body, headers=session)
-        )
-        done = _follow(http, session, dataset_id, task, "splitting")
-        output = _check(
-            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
-        )
+        task = api.post(f"/datasets/{dataset_id}/versions/{version_id}/split", json=body)
+        done = _follow(api, dataset_id, task, "splitting")
+        output = api.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}")
         parts = ", ".join(f"{name} {count}" for name, count in output["splits"].items())
         console.print(f"version {output['number']} [bold]{output['id']}[/]: {parts}", highlight=False)
 
@@ -476,16 +398,12 @@ def convert(
     bar); prints the output version and each file's new name and size."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        version_id = _version_id(http, session, dataset_id, version)
+        api = _api(tenant)
+        version_id = Datasets(api).version_id(dataset_id, version)
         body = {"compression": compression, "row_group_rows": row_group_rows}
-        task = _check(
-            http.post(f"/datasets/{dataset_id}/versions/{version_id}/convert", json=body, headers=session)
-        )
-        done = _follow(http, session, dataset_id, task, "converting")
-        output = _check(
-            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
-        )
+        task = api.post(f"/datasets/{dataset_id}/versions/{version_id}/convert", json=body)
+        done = _follow(api, dataset_id, task, "converting")
+        output = api.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}")
         console.print(f"version {output['number']} [bold]{output['id']}[/]", highlight=False)
         written = set(done["result"]["files"].values())
         for file in output["files"]:
@@ -519,16 +437,12 @@ def process(
             raise CliError(f"{pipeline}: not a JSON pipeline ({error})") from None
         if not isinstance(declared, dict):
             raise CliError(f'{pipeline}: a pipeline is a JSON object, {{"ops": [...]}}')
-        http, session = _client(tenant)
-        version_id = _version_id(http, session, dataset_id, version)
+        api = _api(tenant)
+        version_id = Datasets(api).version_id(dataset_id, version)
         body = {**declared, "project_id": project, "resources": {"cpu_cores": cpus}}
-        task = _check(
-            http.post(f"/datasets/{dataset_id}/versions/{version_id}/process", json=body, headers=session)
-        )
-        done = _follow(http, session, dataset_id, task, "processing")
-        output = _check(
-            http.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}", headers=session)
-        )
+        task = api.post(f"/datasets/{dataset_id}/versions/{version_id}/process", json=body)
+        done = _follow(api, dataset_id, task, "processing")
+        output = api.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}")
         stats = done["stats"]
         console.print(
             f"version {output['number']} [bold]{output['id']}[/]: {stats['records_out']} of "
@@ -557,23 +471,22 @@ def diff(
     """Diff two versions, record by record (a background task, followed with a progress bar)."""
 
     def command() -> None:
-        http, session = _client(tenant)
+        api = _api(tenant)
         body = {
-            "base_version_id": _version_id(http, session, dataset_id, base),
-            "version_id": _version_id(http, session, dataset_id, version),
+            "base_version_id": Datasets(api).version_id(dataset_id, base),
+            "version_id": Datasets(api).version_id(dataset_id, version),
             "key": key,
         }
-        started = _check(http.post(f"/datasets/{dataset_id}/diffs", json=body, headers=session))
-        _follow(http, session, dataset_id, started["task"], "diffing")
-        view = _check(http.get(f"/datasets/{dataset_id}/diffs/{started['task']['id']}", headers=session))
+        started = api.post(f"/datasets/{dataset_id}/diffs", json=body)
+        _follow(api, dataset_id, started["task"], "diffing")
+        view = api.get(f"/datasets/{dataset_id}/diffs/{started['task']['id']}")
         changes: dict[str, list[Any]] = {}
         for change in ("added", "removed", "changed") if show else ():
-            page = http.get(
+            page = api.get(
                 f"/datasets/{dataset_id}/diffs/{started['task']['id']}/changes",
                 params={"change": change, "limit": show},
-                headers=session,
             )
-            changes[change] = _check(page)["records"]
+            changes[change] = page["records"]
         if json_output:
             _print({**view, "changes": changes})
             return
@@ -606,11 +519,11 @@ def share(
     (`--tenant` is the tenant you act in, as everywhere; `--to` the one you share with.)"""
 
     def command() -> None:
-        http, session = _client(tenant)
+        api = _api(tenant)
         body: dict[str, Any] = {"grantee_tenant": to, "access": access}
         if version:
-            body["version_id"] = _version_id(http, session, dataset_id, version)
-        created = _check(http.post(f"/datasets/{dataset_id}/grants", json=body, headers=session))
+            body["version_id"] = Datasets(api).version_id(dataset_id, version)
+        created = api.post(f"/datasets/{dataset_id}/grants", json=body)
         console.print(created["id"])
 
     _run(command)
@@ -626,10 +539,8 @@ def grants(
     """The tenants a dataset of yours is shared with."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        found = _check(
-            http.get(f"/datasets/{dataset_id}/grants", params={"revoked": revoked}, headers=session)
-        )
+        api = _api(tenant)
+        found = api.get(f"/datasets/{dataset_id}/grants", params={"revoked": revoked})
         if json_output:
             _print(found)
             return
@@ -658,11 +569,9 @@ def revoke(
     """Revoke a grant: the other tenant's next read of the dataset fails."""
 
     def command() -> None:
-        http, session = _client(tenant)
+        api = _api(tenant)
         body = {"reason": reason} if reason else None
-        _check(
-            http.request("DELETE", f"/datasets/{dataset_id}/grants/{grant_id}", json=body, headers=session)
-        )
+        api.delete(f"/datasets/{dataset_id}/grants/{grant_id}", json=body)
         console.print(f"grant {grant_id} revoked")
 
     _run(command)
@@ -673,8 +582,8 @@ def shared(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
     """Datasets other tenants shared with yours."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        found = _check(http.get("/shared-datasets", headers=session))
+        api = _api(tenant)
+        found = api.get("/shared-datasets")
         if json_output:
             _print(found)
             return
@@ -726,7 +635,7 @@ def add_connection(
     """Register a connection (the service connects with it first); prints its id."""
 
     def command() -> None:
-        http, session = _client(tenant)
+        api = _api(tenant)
         fields = {
             "endpoint": endpoint,
             "bucket": bucket,
@@ -743,7 +652,7 @@ def add_connection(
             "secret": secret,
             **{k: v for k, v in fields.items() if v is not None},
         }
-        created = _check(http.post("/connections", json=body, headers=session))
+        created = api.post("/connections", json=body)
         console.print(created["id"])
 
     _run(command)
@@ -754,8 +663,8 @@ def list_connections(tenant: str = TenantOption, json_output: bool = JsonOption)
     """Your tenant's connections (without their secrets)."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        found = _check(http.get("/connections", headers=session))
+        api = _api(tenant)
+        found = api.get("/connections")
         if json_output:
             _print(found)
             return
@@ -785,9 +694,9 @@ def remove_connection(connection: str, tenant: str = TenantOption) -> None:
     """Remove a connection (by id or name) and its secret."""
 
     def command() -> None:
-        http, session = _client(tenant)
-        found = _connection_id(http, session, connection)
-        _check(http.delete(f"/connections/{found}", headers=session))
+        api = _api(tenant)
+        found = _connection_id(api, connection)
+        api.delete(f"/connections/{found}")
         console.print(f"connection {connection} removed")
 
     _run(command)

@@ -25,8 +25,7 @@ from typing import Any
 import httpx
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
-
-from forge_cli.auth import SignedIn, password_login
+from forge_sdk.auth import SignedIn, password_login
 
 TINY_BASE = {"vocab_size": 300, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}
 CARD = {

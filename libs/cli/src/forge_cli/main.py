@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import typer
 from forge_kit.stack_env import load_stack_settings
+from forge_sdk import auth
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from forge_cli import auth, datasets, hdfs, tools
+from forge_cli import datasets, hdfs, tools
 from forge_cli.demo import (
     DemoError,
     build_inputs,

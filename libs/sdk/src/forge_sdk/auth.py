@@ -1,6 +1,6 @@
-"""Signing in from the command line: the OIDC device flow (or the password grant, for scripts and the
-local demo) against Forge's issuer, tokens kept in `~/.config/forge/credentials.json` (mode 600) and
-refreshed when they near expiry.
+"""Signing in (the SDK's and the `forge` command's): the OIDC device flow (or the password grant, for
+scripts and the local demo) against Forge's issuer, tokens kept in `~/.config/forge/credentials.json`
+(mode 600) and refreshed when they near expiry.
 
     tokens = device_login(issuer, "forge-cli", show=print)       # `forge login`
     headers = SignedIn(tokens, tenant="acme")                     # request headers, token kept fresh

@@ -1,0 +1,171 @@
+"""Talking to Forge's services through the gateway (`<gateway>/api/<service>`) as a signed-in caller.
+
+Every request carries the caller's headers read afresh (the bearer token renewed before it expires, the
+tenant). An answer of 400 or above raises `ApiError` with the problem's `status`, `title` and `detail`
+(RFC 9457). Requests that may be sent twice are retried on a lost connection or a 502/503/504, with
+backoff: reads and PUTs always, POSTs when the caller says they are idempotent (Forge's task-creating
+POSTs are: an identical request answers with the same task).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from forge_sdk import auth
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+class ApiError(RuntimeError):
+    """A request Forge refused (or could not serve): the problem's status, title and detail."""
+
+    def __init__(
+        self, status: int, detail: str, title: str = "", problem: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status, self.detail, self.title = status, detail, title
+        self.problem = dict(problem or {})
+
+
+def _gateway() -> str | None:
+    if url := os.environ.get("FORGE_GATEWAY_URL"):
+        return url
+    try:
+        from forge_kit.stack_env import env_file_path, read_env_file
+    except ImportError:  # the SDK without the platform's own packages: give the gateway explicitly
+        return None
+    return read_env_file(env_file_path()).get("FORGE_GATEWAY_URL")
+
+
+class Service:
+    """One service's API: `get`, `post`, `put`, `delete` answer with the parsed JSON body."""
+
+    def __init__(self, http: httpx.Client, headers: Mapping[str, str], *, retries: int = 3) -> None:
+        self.http, self.headers, self.retries = http, headers, retries
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool | None = None,
+        timeout: float | None = 120.0,
+        **kwargs: Any,
+    ) -> Any:
+        again = method in SAFE_METHODS if idempotent is None else idempotent
+        if kwargs.get("content") is not None and not isinstance(kwargs["content"], bytes | str):
+            again = False  # a stream cannot be sent twice
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.http.request(
+                    method, path, headers=dict(self.headers), timeout=timeout, **kwargs
+                )
+            except httpx.TransportError:
+                if not again or attempt > self.retries:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+                continue
+            if response.status_code in RETRY_STATUSES and again and attempt <= self.retries:
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+                continue
+            return _answer(response)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def pages(self, path: str, *, params: Mapping[str, Any] | None = None, limit: int = 100) -> Iterator[Any]:
+        """Every item of a paged list (`{"items", "next_offset"}`, asked by `offset`/`limit`), page by page;
+        a plain list is one page."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.get(path, params={**(params or {}), "offset": offset, "limit": limit})
+            if isinstance(page, list):
+                yield from page
+                return
+            yield from page["items"]
+            offset = page.get("next_offset")
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {}
+        detail = problem.get("detail") if isinstance(problem, dict) else None
+        raise ApiError(
+            response.status_code,
+            str(detail or response.text or response.reason_phrase),
+            str(problem.get("title", "")) if isinstance(problem, dict) else "",
+            problem if isinstance(problem, dict) else None,
+        )
+    return response.json() if response.content else None
+
+
+class Forge:
+    """The platform as one caller sees it: `forge.service("dataset")`, `forge.datasets`."""
+
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        *,
+        gateway: str | None = None,
+        urls: Mapping[str, str] | None = None,
+        retries: int = 3,
+    ) -> None:
+        self.headers = headers
+        self.gateway = gateway
+        self.urls = dict(urls or {})
+        self.retries = retries
+        self._clients: dict[str, httpx.Client] = {}
+
+    @classmethod
+    def signed_in(cls, tenant: str | None = None, *, gateway: str | None = None) -> Forge:
+        """The session `forge login` saved (renewed as it nears expiry), acting in `tenant`."""
+        tokens = auth.load()
+        if tokens is None:
+            raise ApiError(401, "not signed in: `forge login`")
+        return cls(auth.SignedIn(tokens, tenant), gateway=gateway or _gateway())
+
+    def base_url(self, name: str) -> str:
+        """`FORGE_<NAME>_URL`, a URL given for it, else the gateway's `/api/<name>`."""
+        if url := os.environ.get(f"FORGE_{name.upper()}_URL") or self.urls.get(name):
+            return url
+        if not self.gateway:
+            raise ApiError(503, f"no address for the {name} service: is the platform up (`forge up`)?")
+        return f"{self.gateway.rstrip('/')}/api/{name}"
+
+    def service(self, name: str) -> Service:
+        if name not in self._clients:
+            self._clients[name] = httpx.Client(base_url=self.base_url(name), timeout=120)
+        return Service(self._clients[name], self.headers, retries=self.retries)
+
+    @property
+    def datasets(self) -> Any:
+        from forge_sdk.datasets import Datasets
+
+        return Datasets(self.service("dataset"))
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+__all__ = ["ApiError", "Forge", "Service"]
