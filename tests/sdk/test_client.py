@@ -119,3 +119,20 @@ def test_a_task_is_followed_to_its_end_and_a_failure_raised(tmp_path: Path) -> N
 
     Datasets(_service(put)[0]).upload_file("d", "v", data, on_progress=sent.append)
     assert uploads == [data.read_bytes()] and sum(sent) == data.stat().st_size and len(sent) == 2
+
+
+def test_a_service_is_reached_through_the_gateway_unless_an_address_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from forge_sdk import Forge
+
+    monkeypatch.delenv("FORGE_DATASET_URL", raising=False)
+    forge = Forge({}, gateway="http://127.0.0.1:18000/", urls={"dataset": "http://127.0.0.1:18101"})
+    assert forge.base_url("dataset") == "http://127.0.0.1:18000/api/dataset"
+    assert (
+        Forge({}, urls={"dataset": "http://127.0.0.1:18101"}).base_url("dataset") == "http://127.0.0.1:18101"
+    )
+    monkeypatch.setenv("FORGE_DATASET_URL", "http://elsewhere")
+    assert forge.base_url("dataset") == "http://elsewhere"
+    with pytest.raises(ApiError, match="no address for the registry service"):
+        Forge({}).base_url("registry")

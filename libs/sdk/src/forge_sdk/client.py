@@ -33,14 +33,13 @@ class ApiError(RuntimeError):
         self.problem = dict(problem or {})
 
 
-def _gateway() -> str | None:
-    if url := os.environ.get("FORGE_GATEWAY_URL"):
-        return url
+def _local_stack() -> dict[str, str]:
+    """The local stack's endpoints file (`forge up` writes it), when the platform's packages are here."""
     try:
         from forge_kit.stack_env import env_file_path, read_env_file
-    except ImportError:  # the SDK without the platform's own packages: give the gateway explicitly
-        return None
-    return read_env_file(env_file_path()).get("FORGE_GATEWAY_URL")
+    except ImportError:  # the SDK on its own: give the gateway explicitly
+        return {}
+    return read_env_file(env_file_path())
 
 
 class Service:
@@ -142,15 +141,26 @@ class Forge:
         tokens = auth.load()
         if tokens is None:
             raise ApiError(401, "not signed in: `forge login`")
-        return cls(auth.SignedIn(tokens, tenant), gateway=gateway or _gateway())
+        local = _local_stack()
+        services = {
+            k[6:-4].lower(): v for k, v in local.items() if k.startswith("FORGE_") and k.endswith("_URL")
+        }
+        return cls(
+            auth.SignedIn(tokens, tenant),
+            gateway=gateway or os.environ.get("FORGE_GATEWAY_URL") or local.get("FORGE_GATEWAY_URL"),
+            urls=services,
+        )
 
     def base_url(self, name: str) -> str:
-        """`FORGE_<NAME>_URL`, a URL given for it, else the gateway's `/api/<name>`."""
-        if url := os.environ.get(f"FORGE_{name.upper()}_URL") or self.urls.get(name):
+        """`FORGE_<NAME>_URL` from the environment, else the gateway's `/api/<name>`, else the address
+        given for it (the local stack's, without a gateway)."""
+        if url := os.environ.get(f"FORGE_{name.upper()}_URL"):
             return url
-        if not self.gateway:
-            raise ApiError(503, f"no address for the {name} service: is the platform up (`forge up`)?")
-        return f"{self.gateway.rstrip('/')}/api/{name}"
+        if self.gateway:
+            return f"{self.gateway.rstrip('/')}/api/{name}"
+        if url := self.urls.get(name):
+            return url
+        raise ApiError(503, f"no address for the {name} service: is the platform up (`forge up`)?")
 
     def service(self, name: str) -> Service:
         if name not in self._clients:
