@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -133,17 +134,24 @@ async def events(stack_settings: StackSettings) -> AsyncIterator[EventLog]:
         await consumer.stop()
 
 
-@pytest.fixture
-async def dataset_service(
-    stack_settings: StackSettings, database: str, bucket: str, events: EventLog
-) -> AsyncIterator[DatasetService]:
-    settings = DatasetSettings(
+def dataset_settings(
+    stack_settings: StackSettings, database: str, bucket: str, **extra: Any
+) -> DatasetSettings:
+    """The tests' dataset service settings on `database` and `bucket` (with `extra` settings)."""
+    return DatasetSettings(
         **service_settings(stack_settings, database, "dataset").model_dump(),
         dataset_bucket=bucket,
         upload_part_bytes=PART_BYTES,
         import_allowed_networks=["127.0.0.0/8"],  # the imports' test server, as an admin would allow a mirror
         processing_shard_bytes=4096,  # several shards per test file: records numbered across them
+        **extra,
     )
-    app = create_app(settings)
+
+
+@pytest.fixture
+async def dataset_service(
+    stack_settings: StackSettings, database: str, bucket: str, events: EventLog
+) -> AsyncIterator[DatasetService]:
+    app = create_app(dataset_settings(stack_settings, database, bucket))
     async with serving(app) as http:
         yield DatasetService(app, http)

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 from forge_dataset.app import create_app
-from forge_dataset.settings import DatasetSettings
 from forge_kit.objects import s3_client
 from forge_kit.stack_env import StackSettings
 
-from tests.harness import service_settings, serving
-from tests.services.dataset.conftest import DatasetService
+from tests.harness import serving
+from tests.services.dataset.conftest import DatasetService, dataset_settings
 from tests.services.dataset.test_dataset_service import ACME
 from tests.services.registry.conftest import Registry, running_registry
 
@@ -26,13 +25,11 @@ async def with_registry(
 ) -> AsyncIterator[tuple[DatasetService, Registry]]:
     """A registry (its worker on a queue of its own) and a dataset service that resolves models there."""
     async with running_registry(stack_settings) as registry:
-        settings = DatasetSettings(
-            **service_settings(stack_settings, database, "dataset").model_dump(),
-            dataset_bucket=bucket,
-            registry_task_queue=registry.runtime.task_queue,
-            processing_shard_bytes=4096,
+        app = create_app(
+            dataset_settings(
+                stack_settings, database, bucket, registry_task_queue=registry.runtime.task_queue
+            )
         )
-        app = create_app(settings)
         async with serving(app) as http:
             yield DatasetService(app, http), registry
 

@@ -110,10 +110,7 @@ async def run_features(ctx: TaskContext) -> TaskResult:
     files = [f for f, _ in per_file]
     images = any(isinstance(step, ImageEmbedding) for step in spec.extract)
     media = await media_inputs(deps, files, {"image"}) if images else {}
-    models = await model_files(deps, task.tenant, ctx.models)
-    missing = [m for m in models_read(spec) if m.key not in models]
-    if missing:
-        raise Conflict(f"{missing[0]} was not resolved for this run")
+    models = await model_files(deps, task.tenant, models_read(spec), ctx.models)
     with runtime_dirs(ctx, "features") as (work, ray_dir):
         out = work / "out"
         runtime_spec = FeaturesSpec(

@@ -25,7 +25,7 @@ import orjson
 from forge_contracts.activities.dataset import ManifestFile
 from forge_contracts.features import FeaturesSpec
 from forge_contracts.processing import InputFile, MediaInput, Pipeline, ProcessSpec, RaySettings, fields_named
-from forge_contracts.registered import ModelFiles
+from forge_contracts.registered import ModelFiles, RegisteredModel
 from forge_kit.auth import Principal
 from forge_kit.errors import Conflict, NotFound, Unprocessable
 from forge_kit.objects import check_tenant_area
@@ -195,12 +195,17 @@ async def record_inputs(deps: Deps, files: list[VersionFile]) -> list[InputFile]
 MAX_MODEL_FILES = 1000
 
 
-async def model_files(deps: Deps, tenant: str, models: dict[str, str]) -> dict[str, ModelFiles]:
-    """The registry's models a task reads (as its workflow resolved them), each as pre-signed links to its
-    files; a location outside the tenant's model areas is refused (the service reads it with its own
-    rights)."""
+async def model_files(
+    deps: Deps, tenant: str, named: list[RegisteredModel], resolved: dict[str, str]
+) -> dict[str, ModelFiles]:
+    """The registry's models a task names, as its workflow resolved them (`resolved`: key -> location),
+    each as pre-signed links to its files; one not resolved is a conflict, a location outside the tenant's
+    model areas is refused (the service reads it with its own rights)."""
+    missing = [m for m in named if m.key not in resolved]
+    if missing:
+        raise Conflict(f"{missing[0]} was not resolved for this run")
     found: dict[str, ModelFiles] = {}
-    for key, uri in models.items():
+    for key, uri in resolved.items():
         check_tenant_area(uri, tenant, deps.model_areas, what=key)
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
@@ -319,10 +324,7 @@ async def run_process(ctx: TaskContext) -> TaskResult:
     pipeline = Pipeline(ops=request.ops, seed=request.seed)
     inputs = await record_inputs(deps, files)
     media = await media_inputs(deps, files, pipeline.media_modalities) if pipeline.media_modalities else {}
-    models = await model_files(deps, task.tenant, ctx.models)
-    missing = [m for m in pipeline.models if m.key not in models]
-    if missing:
-        raise Conflict(f"{missing[0]} was not resolved for this run")
+    models = await model_files(deps, task.tenant, pipeline.models, ctx.models)
     with runtime_dirs(ctx, "process") as (work, ray_dir):
         spec = ProcessSpec(
             pipeline=pipeline,
