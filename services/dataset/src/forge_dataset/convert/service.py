@@ -17,17 +17,17 @@ from typing import Any
 
 from forge_contracts.activities.dataset import ManifestFile
 from forge_kit.auth import Principal
-from forge_kit.errors import Conflict, Unprocessable
+from forge_kit.errors import Unprocessable
 
 from forge_dataset import domain, formats, records
 from forge_dataset.convert.domain import ConvertError, ParquetSink, parquet_name
 from forge_dataset.convert.schemas import ConvertRequest
 from forge_dataset.deps import Deps
 from forge_dataset.diff.domain import canonical
-from forge_dataset.service import READABLE, published_source
+from forge_dataset.service import published_source
 from forge_dataset.split.domain import SplitError
 from forge_dataset.statistics.domain import FileStats
-from forge_dataset.statistics.service import version_stats
+from forge_dataset.statistics.service import task_source_stats
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
 from forge_dataset.tasks.outputs import publish_output
@@ -128,9 +128,9 @@ async def run_convert(ctx: TaskContext) -> TaskResult:
     """The `convert` task's handler."""
     caller, task = ctx.caller, ctx.task
     request = ConvertRequest.model_validate(task.parameters)
-    source, per_file, _ = await version_stats(ctx.deps, caller, task.dataset_id, task.input_version_id or "")
-    if source.state not in READABLE:
-        raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
+    source, per_file, _ = await task_source_stats(
+        ctx.deps, caller, task.dataset_id, task.input_version_id or ""
+    )
     names = _output_names([f for f, _ in per_file])
     todo = [(f, s) for f, s in per_file if f.format in CONVERTED]
     if not todo:

@@ -18,7 +18,7 @@ from typing import Any
 from forge_contracts.envelope import uuid7
 from forge_contracts.features import FeaturesSpec, ImageEmbedding, TransformerSpec, fields_read, models_read
 from forge_kit.auth import Principal
-from forge_kit.errors import Conflict, NotFound, Unprocessable
+from forge_kit.errors import NotFound, Unprocessable
 from sqlmodel import col, select
 
 from forge_dataset import domain
@@ -37,8 +37,8 @@ from forge_dataset.processing.service import (
     runtime_dirs,
 )
 from forge_dataset.rows import dataset_row
-from forge_dataset.service import READABLE, published_source
-from forge_dataset.statistics.service import version_stats
+from forge_dataset.service import published_source
+from forge_dataset.statistics.service import task_source_stats, version_stats
 from forge_dataset.tables import DatasetTask, FeatureTransformer
 from forge_dataset.tasks import service as tasks
 from forge_dataset.tasks.outputs import publish_output
@@ -100,9 +100,7 @@ async def run_features(ctx: TaskContext) -> TaskResult:
     """The `features` task's handler."""
     deps, caller, task = ctx.deps, ctx.caller, ctx.task
     request = FeaturesRequest.model_validate(task.parameters)
-    source, per_file, _ = await version_stats(deps, caller, task.dataset_id, task.input_version_id or "")
-    if source.state not in READABLE:
-        raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
+    source, per_file, _ = await task_source_stats(deps, caller, task.dataset_id, task.input_version_id or "")
     fitted: FeatureTransformer | None = None
     if request.transformer_id is not None:
         fitted = await transformer(deps, caller, request.transformer_id)

@@ -43,9 +43,9 @@ from forge_dataset.processing.schemas import (
     RecordLineage,
     RecordLineagePage,
 )
-from forge_dataset.service import READABLE, published_source
+from forge_dataset.service import published_source
 from forge_dataset.statistics.domain import FileStats
-from forge_dataset.statistics.service import version_stats
+from forge_dataset.statistics.service import task_source_stats, version_stats
 from forge_dataset.tables import DatasetTask, VersionFile
 from forge_dataset.tasks import service as tasks
 from forge_dataset.tasks.outputs import publish_output
@@ -317,9 +317,7 @@ async def run_process(ctx: TaskContext) -> TaskResult:
     """The `process` task's handler."""
     deps, caller, task = ctx.deps, ctx.caller, ctx.task
     request = ProcessRequest.model_validate(task.parameters)
-    source, per_file, _ = await version_stats(deps, caller, task.dataset_id, task.input_version_id or "")
-    if source.state not in READABLE:
-        raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
+    source, per_file, _ = await task_source_stats(deps, caller, task.dataset_id, task.input_version_id or "")
     files = [f for f, _ in per_file]
     pipeline = Pipeline(ops=request.ops, seed=request.seed)
     inputs = await record_inputs(deps, files)

@@ -8,10 +8,12 @@ import contextlib
 from typing import Any
 
 from forge_kit.auth import Principal
+from forge_kit.errors import Conflict
 
 from forge_dataset import domain
 from forge_dataset.deps import Deps
 from forge_dataset.rows import readable_version, version_files
+from forge_dataset.service import READABLE
 from forge_dataset.statistics.domain import FileStats
 from forge_dataset.tables import DatasetVersion, VersionFile
 
@@ -47,3 +49,14 @@ async def version_stats(
     for _, stats in per_file:
         merged.merge(stats)
     return found, per_file, merged
+
+
+async def task_source_stats(
+    deps: Deps, caller: Principal, dataset_id: str, version_id: str
+) -> tuple[DatasetVersion, list[tuple[VersionFile, FileStats]], FileStats]:
+    """`version_stats` of the version a task reads, when the task runs: 409 unless it is still readable
+    (published or deprecated)."""
+    source, per_file, merged = await version_stats(deps, caller, dataset_id, version_id)
+    if source.state not in READABLE:
+        raise Conflict(f"version {source.id!r} is {source.state!r}, not published")
+    return source, per_file, merged
