@@ -259,6 +259,19 @@ async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allo
     assert "can no longer be cancelled" in again.json()["detail"]
     unknown = await training.post("/chains/no-such-chain/cancel", headers=TENANT)
     assert unknown.status_code == 404
+
+    async def listed() -> dict[str, Any] | None:
+        page = (await training.get("/chains?limit=200", headers=TENANT)).json()
+        return next((item for item in page["items"] if item["chain_id"] == chain_id), None)
+
+    summary = await eventually(listed, timeout_s=30, interval_s=0.5, what="the chain in the tenant's list")
+    assert summary["workflow_status"] == "CANCELED" and summary["closed_at"] is not None
+    assert summary["workflow_id"] == view["workflow_id"]
+    first = (await training.get("/chains?limit=1", headers=TENANT)).json()
+    assert len(first["items"]) == 1
+    assert first["next_offset"] == 1 or first["items"][0]["chain_id"] == chain_id
+    elsewhere = (await training.get("/chains?limit=200", headers=as_user("bob", "globex"))).json()
+    assert chain_id not in [item["chain_id"] for item in elsewhere["items"]]  # another tenant's is unseen
     await replays(
         stack_settings,
         {"model-chain-cancelled": view["workflow_id"], "training-job-cancelled": f"training-job:{job_id}"},

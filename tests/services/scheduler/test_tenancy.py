@@ -196,6 +196,10 @@ async def test_me_lists_the_callers_tenants_and_roles(directory_http: httpx.Asyn
     assert tenants[first]["project_roles"] == {}
     assert tenants[second]["roles"] == ["annotator"]
     assert tenants[second]["project_roles"] == {project: ["project-admin"]}
+    # what the roles permit, for the console: an ML engineer runs training, an annotator annotates
+    assert "training.run" in tenants[first]["actions"] and "registry.approve" not in tenants[first]["actions"]
+    assert "labeling.annotate" in tenants[second]["actions"]
+    assert "training.run" not in tenants[second]["actions"]
     in_one = (await directory_http.get("/me", headers=as_user(user, first))).json()
     assert in_one["tenant"] == first
     platform = (await directory_http.get("/me", headers=as_user(PLATFORM_ADMIN))).json()

@@ -3,10 +3,11 @@ follow its stage, approve the release of a version whose evaluation failed, or c
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from forge_contracts.activities import chain
 from forge_contracts.activities.dataset import VersionSelector
 from forge_contracts.activities.delivery import ModelCardInfo
@@ -85,15 +86,38 @@ class ChainView(BaseModel):
     status: chain.ChainStatus | None
 
 
-def _view(
-    svc: Runtime, chain_id: str, workflow_id: str, state: str, status_: chain.ChainStatus | None
-) -> ChainView:
-    ui = (
+class ChainSummary(BaseModel):
+    """A chain in the list: its workflow's state and times (the stage is in `GET /chains/{id}`)."""
+
+    chain_id: str
+    workflow_id: str
+    workflow_status: str
+    temporal_ui: str
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+class ChainList(BaseModel):
+    items: list[ChainSummary]
+    next_offset: int | None = Field(description="The offset of the next page; null on the last one.")
+
+
+def _ui(svc: Runtime, workflow_id: str) -> str:
+    return (
         f"{svc.settings.temporal_ui_url}/namespaces/{svc.settings.temporal_namespace}/workflows/"
         f"{quote(workflow_id, safe='')}"
     )
+
+
+def _view(
+    svc: Runtime, chain_id: str, workflow_id: str, state: str, status_: chain.ChainStatus | None
+) -> ChainView:
     return ChainView(
-        chain_id=chain_id, workflow_id=workflow_id, workflow_status=state, temporal_ui=ui, status=status_
+        chain_id=chain_id,
+        workflow_id=workflow_id,
+        workflow_status=state,
+        temporal_ui=_ui(svc, workflow_id),
+        status=status_,
     )
 
 
@@ -131,6 +155,40 @@ async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, re
         chain.WORKFLOW, chain_request, id=workflow_id, task_queue=svc.task_queue
     )
     return _view(svc, chain_id, workflow_id, "RUNNING", chain.ChainStatus(stage="resolving_dataset"))
+
+
+@router.get("")
+async def list_chains(
+    caller: CanTrainingRead,
+    svc: Runtime,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ChainList:
+    """The tenant's chains, newest first, from Temporal's visibility store (workflow ids carry the tenant)."""
+    assert svc.temporal is not None
+    prefix = chain.workflow_id(caller.tenant_id, "")
+    query = f'WorkflowType = "{chain.WORKFLOW}" AND WorkflowId STARTS_WITH "{prefix}"'
+    items: list[ChainSummary] = []
+    seen = 0
+    async for execution in svc.temporal.list_workflows(query, page_size=min(offset + limit + 1, 1000)):
+        if not execution.id.startswith(prefix):  # never another tenant's, whatever the store matched
+            continue
+        seen += 1
+        if seen <= offset:
+            continue
+        if len(items) == limit:
+            return ChainList(items=items, next_offset=offset + limit)
+        items.append(
+            ChainSummary(
+                chain_id=execution.id.removeprefix(prefix),
+                workflow_id=execution.id,
+                workflow_status=execution.status.name if execution.status else "UNKNOWN",
+                temporal_ui=_ui(svc, execution.id),
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+        )
+    return ChainList(items=items, next_offset=None)
 
 
 @router.get("/{chain_id}")

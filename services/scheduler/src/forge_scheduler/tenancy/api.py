@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response, status
 from forge_kit.auth import Principal, allow
 from forge_kit.errors import NotFound
-from forge_kit.policy import Action
+from forge_kit.policy import Action, permits
 from forge_kit.runtime import Runtime
 from forge_kit.types import Username
 
@@ -43,6 +43,8 @@ async def me(caller: Annotated[Principal, allow(Action.SIGNED_IN, tenant=False)]
             view.roles.append(m.role)
         else:
             view.project_roles.setdefault(m.project_id, []).append(m.role)
+    for view in tenants.values():
+        view.actions = [action for action in Action if permits(view.roles, action)]
     return ProfileView(
         username=caller.username,
         kind=caller.kind,

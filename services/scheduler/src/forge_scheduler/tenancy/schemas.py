@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from forge_kit.policy import Role
+from forge_kit.policy import Action, Role
 from forge_kit.types import Username
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -61,6 +61,11 @@ class TenantRolesView(BaseModel):
     tenant_id: str
     roles: list[Role]
     project_roles: dict[str, list[Role]]
+    actions: list[Action] = Field(
+        default_factory=list,
+        description="What the tenant-wide roles permit (forge_kit.policy), so a client (the console) shows "
+        "only what the caller may do without keeping its own copy of the policy.",
+    )
 
 
 class ProfileView(BaseModel):
