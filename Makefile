@@ -37,6 +37,8 @@ bench: bootstrap
 	$(UV) python bench/event_throughput.py --write
 	$(UV) python bench/gateway_overhead.py --write
 	$(UV) python bench/dataset_ingest.py --write
+	$(UV) forge up
+	$(UV) python bench/console_load.py --write
 
 schemas:  ## event JSON Schemas, docs/asyncapi.yaml and the docs/events.md catalogue, from libs/contracts
 	$(UV) python -m forge_contracts.generate

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to run Forge, then the Python workspace and the stack's own
 # tools. Idempotent: when everything is there it takes a couple of seconds.
-#   - system packages (Debian/Ubuntu): PostgreSQL server, a JDK, Maven, Go, OpenLDAP, ffmpeg, MariaDB
-#     (only those missing)
+#   - system packages (Debian/Ubuntu): PostgreSQL server, a JDK, Maven, Go, OpenLDAP, ffmpeg, MariaDB,
+#     Node.js + npm, Chromium (only those missing)
 #   - uv (from PyPI) and the locked workspace (`uv sync --frozen`)
-#   - Kafka broker jars and Keycloak (Maven Central), MinIO built from source, cached in ~/.cache/forge
+#   - Kafka broker jars and Keycloak (Maven Central), MinIO built from source, the web console built with
+#     Vite (npm), cached in ~/.cache/forge
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,6 +20,10 @@ have go || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 # Media previews (thumbnails, waveforms, poster frames) and the SQL-import tests' second database.
 { have ffmpeg && have ffprobe; } || missing+=(ffmpeg)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+# The web console is built with npm (Vite); its browser tests drive Debian's Chromium (with CJK fonts for
+# the Chinese pages), never a downloaded browser.
+have npm || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core fonts-wqy-microhei)
 if ((${#missing[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"

@@ -466,8 +466,9 @@ def test_the_rate_limit_answers_429(stack: Stack, scheduler_port: int) -> None:
 def test_paths_outside_a_known_service_and_metrics_are_404(
     http: httpx.Client, token: str, scheduler_port: int
 ) -> None:
-    for path in ("/", "/api", "/api/scheduler", "/api/unknown/healthz", "/healthz", "/metrics"):
+    for path in ("/api", "/api/scheduler", "/api/unknown/healthz", "/healthz", "/metrics"):
         _problem(http.get(path), 404)
+    assert '<div id="root">' in http.get("/").text  # the rest is the web console's (docs/console.md)
     for headers in ({}, _bearer(token)):
         for path in ("/api/scheduler/metrics", "/api/scheduler/metrics/", "/api/scheduler//metrics"):
             assert http.get(path, headers=headers).status_code == 404, path

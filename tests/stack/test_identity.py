@@ -152,29 +152,40 @@ def test_the_cli_client_starts_a_device_authorization(stack_settings: StackSetti
     assert body["verification_uri"] == f"{stack_settings.oidc_issuer}/device"
 
 
-def test_the_console_client_requires_pkce_and_accepts_loopback_redirects(
+def test_the_console_client_requires_pkce_and_redirects_only_to_the_consoles_origins(
     stack_settings: StackSettings,
 ) -> None:
     auth = f"{stack_settings.oidc_issuer}/protocol/openid-connect/auth"
+    console = f"{stack_settings.gateway_url}/"
     params = {
         "client_id": stack_settings.console_client_id,
         "response_type": "code",
         "scope": "openid",
-        "redirect_uri": "http://127.0.0.1:5173/callback",
+        "redirect_uri": console,
         "state": "s",
     }
     without_pkce = httpx.get(auth, params=params, timeout=30)
     assert without_pkce.status_code == 302
     assert "error=invalid_request" in without_pkce.headers["location"]
-    assert without_pkce.headers["location"].startswith("http://127.0.0.1:5173/callback")
+    assert without_pkce.headers["location"].startswith(console)
 
     pkce = {"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
-    for redirect in ("http://127.0.0.1:5173/callback", "http://localhost:3000/"):
+    for redirect in (console, "http://127.0.0.1:5173/"):  # behind the gateway, and Vite's dev server
         login_page = httpx.get(auth, params={**params, **pkce, "redirect_uri": redirect}, timeout=30)
         assert login_page.status_code == 200, redirect
         assert "kc-form-login" in login_page.text or "username" in login_page.text
-    elsewhere = httpx.get(auth, params={**params, **pkce, "redirect_uri": "http://example.com/"}, timeout=30)
-    assert elsewhere.status_code == 400  # "Invalid parameter: redirect_uri", shown by Keycloak itself
+    for elsewhere in ("http://example.com/", "http://localhost:3000/", f"{console}elsewhere"):
+        refused = httpx.get(auth, params={**params, **pkce, "redirect_uri": elsewhere}, timeout=30)
+        assert refused.status_code == 400, elsewhere  # "Invalid parameter: redirect_uri", by Keycloak itself
+
+    # The token endpoint answers the console's origin (CORS), and refuses any other.
+    token = f"{stack_settings.oidc_issuer}/protocol/openid-connect/token"
+    client = stack_settings.console_client_id
+    grant = {"grant_type": "refresh_token", "client_id": client, "refresh_token": "x"}
+    allowed = httpx.post(token, data=grant, headers={"origin": stack_settings.gateway_url}, timeout=30)
+    assert allowed.headers.get("access-control-allow-origin") == stack_settings.gateway_url
+    other = httpx.post(token, data=grant, headers={"origin": "http://example.com"}, timeout=30)
+    assert other.status_code == 403 and other.headers.get("access-control-allow-origin") is None
 
 
 def _ldap(tool: str, settings: StackSettings, tmp_path: Path, *args: str, bind_dn: str, password: str) -> str:

@@ -35,6 +35,7 @@ def spare_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         keycloak_management=18190,
         gateway=18100,
         gateway_admin=18109,
+        console=18110,
     )
     stack = Stack(home=home, ports=ports)
     stack.up()

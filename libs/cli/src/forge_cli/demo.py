@@ -114,6 +114,64 @@ def _ok(response: httpx.Response, what: str) -> dict[str, Any]:
     return body
 
 
+async def publish_base_model(
+    http: Mapping[str, httpx.AsyncClient],
+    stack: StackSettings,
+    inputs: DemoInputs,
+    *,
+    caller: Mapping[str, str],
+    bucket: str = DEMO_BUCKET,
+    name: str | None = None,
+) -> tuple[str, str]:
+    """Put the tiny base model in the tenant's model area and register it in the hub as `caller`;
+    returns (its URI, the hub's id)."""
+    tenant = caller["x-forge-tenant"]
+    prefix = f"tenants/{tenant}/base/{uuid.uuid4().hex[:8]}/"  # in the tenant's model area
+    async with s3_client(stack) as s3:
+        try:
+            await s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        for path in sorted(inputs.base_model.iterdir()):
+            await s3.upload_file(str(path), bucket, prefix + path.name)
+    base_model = _ok(
+        await http["registry"].post(
+            "/base-models",
+            headers=caller,
+            json={
+                "name": name or f"tiny-llama-{uuid.uuid4().hex[:6]}",
+                "version": "1",
+                "uri": f"s3://{bucket}/{prefix}",
+                "architecture": str(inputs.base_model_info.get("architecture", "LlamaForCausalLM")),
+                "parameter_count": int(inputs.base_model_info["parameter_count"]),
+                "intended_use": "A tiny base model built here (no model hub), for the demo and tests.",
+                "licence": "apache-2.0",
+            },
+        ),
+        "registering the base model",
+    )
+    return f"s3://{bucket}/{prefix}", str(base_model["id"])
+
+
+async def create_scheduler_project(
+    scheduler: httpx.AsyncClient, name: str, *, caller: Mapping[str, str], admin: Mapping[str, str]
+) -> str:
+    """A scheduler project made by `caller`, with a quota that `admin` (a platform admin) sets."""
+    project = _ok(
+        await scheduler.post("/projects", json={"name": name}, headers=caller),
+        "creating the scheduler project",
+    )
+    _ok(
+        await scheduler.put(
+            f"/projects/{project['id']}/quota",
+            headers=admin,
+            json={"cpu_millis": 4000, "memory_bytes": 16 * 1024**3, "accelerators": {}},
+        ),
+        "setting the quota",
+    )
+    return str(project["id"])
+
+
 async def set_up(
     http: dict[str, httpx.AsyncClient],
     stack: StackSettings,
@@ -128,15 +186,10 @@ async def set_up(
     `admin`, a platform admin in the same tenant, sets the scheduler project's quota."""
     headers = caller
     tenant = caller["x-forge-tenant"]
-    prefix = f"tenants/{tenant}/base/{uuid.uuid4().hex[:8]}/"  # in the tenant's model area
-    async with s3_client(stack) as s3:
-        try:
-            await s3.create_bucket(Bucket=bucket)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
-        for path in sorted(inputs.base_model.iterdir()):
-            await s3.upload_file(str(path), bucket, prefix + path.name)
     suffix = uuid.uuid4().hex[:6]
+    base_model_uri, base_model_id = await publish_base_model(
+        http, stack, inputs, caller=caller, bucket=bucket, name=f"tiny-llama-{suffix}"
+    )
     dataset = _ok(
         await http["dataset"].post(
             "/datasets",
@@ -184,42 +237,17 @@ async def set_up(
         ),
         "creating the model project",
     )
-    base_model = _ok(
-        await http["registry"].post(
-            "/base-models",
-            headers=headers,
-            json={
-                "name": f"tiny-llama-{suffix}",
-                "version": "1",
-                "uri": f"s3://{bucket}/{prefix}",
-                "architecture": str(inputs.base_model_info.get("architecture", "LlamaForCausalLM")),
-                "parameter_count": int(inputs.base_model_info["parameter_count"]),
-                "intended_use": "A tiny base model built here (no model hub), for the demo and tests.",
-                "licence": "apache-2.0",
-            },
-        ),
-        "registering the base model",
-    )
-    scheduler_project = _ok(
-        await http["scheduler"].post("/projects", json={"name": f"demo-{suffix}"}, headers=headers),
-        "creating the scheduler project",
-    )
-    _ok(
-        await http["scheduler"].put(
-            f"/projects/{scheduler_project['id']}/quota",
-            headers=admin,
-            json={"cpu_millis": 4000, "memory_bytes": 16 * 1024**3, "accelerators": {}},
-        ),
-        "setting the quota",
+    scheduler_project_id = await create_scheduler_project(
+        http["scheduler"], f"demo-{suffix}", caller=caller, admin=admin
     )
     return DemoSetup(
         tenant,
-        f"s3://{bucket}/{prefix}",
-        base_model["id"],
+        base_model_uri,
+        base_model_id,
         dataset["id"],
         version["id"],
         project["id"],
-        scheduler_project["id"],
+        scheduler_project_id,
         caller,
     )
 

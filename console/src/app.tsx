@@ -1,0 +1,183 @@
+/** The console's frame: sign-in, tenant and language switchers, navigation, and the hash routes. */
+import { useEffect, useMemo, useState, type ReactNode } from "react";
+
+import { api, setTenant } from "./api";
+import { signIn, signOut, type Session } from "./auth";
+import { AccessContext, ErrorBox, Loading, useLoad, type Access, type Profile } from "./components";
+import type { Config } from "./config";
+import { LocaleContext, saveLocale, savedLocale, defaultLocale, translate, useT, type Key, type Locale } from "./i18n";
+import { ChainPage, ChainTable, ChainsPage, NewChainPage } from "./pages/chains";
+import { DatasetPage, DatasetsPage } from "./pages/datasets";
+import { JobPage, JobsPage } from "./pages/jobs";
+import { ModelProjectPage, ModelVersionPage, ModelsPage } from "./pages/models";
+import { AuditPage, LabelingPage, SchedulerPage } from "./pages/operations";
+
+function useHash(): string {
+  const [hash, setHash] = useState(window.location.hash);
+  useEffect(() => {
+    const changed = () => setHash(window.location.hash);
+    window.addEventListener("hashchange", changed);
+    return () => window.removeEventListener("hashchange", changed);
+  }, []);
+  return hash.replace(/^#/, "") || "/";
+}
+
+const go = (to: string) => {
+  window.location.hash = to;
+};
+
+const NAV: [string, Key, string | null][] = [
+  ["/", "nav.overview", null],
+  ["/datasets", "nav.datasets", "dataset.read"],
+  ["/labeling", "nav.labeling", "labeling.read"],
+  ["/chains", "nav.chains", "training.read"],
+  ["/jobs", "nav.jobs", "training.read"],
+  ["/models", "nav.models", "registry.read"],
+  ["/scheduler", "nav.scheduler", "scheduler.read"],
+  ["/audit", "nav.audit", "audit.read"],
+];
+
+function route(path: string): ReactNode {
+  const parts = path.split("/").filter(Boolean);
+  const [section, id, sub, subId] = parts;
+  switch (section) {
+    case undefined:
+      return <Overview />;
+    case "datasets":
+      return id ? <DatasetPage id={id} /> : <DatasetsPage go={go} />;
+    case "chains":
+      if (id === "new") return <NewChainPage go={go} />;
+      return id ? <ChainPage id={id} /> : <ChainsPage />;
+    case "jobs":
+      return id ? <JobPage id={id} /> : <JobsPage />;
+    case "models":
+      if (id && sub === "versions" && subId) return <ModelVersionPage projectId={id} id={subId} />;
+      return id ? <ModelProjectPage id={id} /> : <ModelsPage go={go} />;
+    case "labeling":
+      return <LabelingPage />;
+    case "scheduler":
+      return <SchedulerPage />;
+    case "audit":
+      return <AuditPage />;
+    default:
+      return <p>404</p>;
+  }
+}
+
+function Overview() {
+  const t = useT();
+  const chains = useLoad(() => api<{ items: Parameters<typeof ChainTable>[0]["items"] }>("training", "/chains", { query: { limit: 5 } }), [], 5000);
+  return (
+    <section>
+      <h1>{t("nav.overview")}</h1>
+      <h2>{t("overview.recentChains")}</h2>
+      <Loading loaded={chains}>{(page) => <ChainTable items={page.items} />}</Loading>
+    </section>
+  );
+}
+
+const TENANT_KEY = "forge.tenant";
+
+export function App({ config, session }: { config: Config; session: Session }) {
+  const [locale, setLocale] = useState<Locale>(savedLocale(session.username) ?? defaultLocale());
+  const profile = useLoad(() => api<Profile>("scheduler", "/me"), []);
+  const [tenantId, setTenantId] = useState<string | null>(localStorage.getItem(TENANT_KEY));
+  const path = useHash();
+  const tenants = profile.data?.tenants ?? [];
+  const chosen = tenants.find((t) => t.tenant_id === tenantId) ?? tenants[0] ?? null;
+  setTenant(chosen?.tenant_id ?? null);
+  useEffect(() => {
+    document.documentElement.lang = locale;
+  }, [locale]);
+  const access = useMemo<Access | null>(
+    () =>
+      profile.data
+        ? { profile: profile.data, tenant: chosen, can: (action: string) => chosen?.actions.includes(action) ?? false }
+        : null,
+    [profile.data, chosen],
+  );
+  const t = (key: Key) => translate(locale, key);
+  return (
+    <LocaleContext.Provider value={locale}>
+      <div className="layout">
+        <header className="top">
+          <strong className="brand">Forge</strong>
+          {tenants.length > 0 && (
+            <label>
+              {t("tenant.label")}{" "}
+              <select
+                data-testid="tenant"
+                value={chosen?.tenant_id ?? ""}
+                onChange={(event) => {
+                  localStorage.setItem(TENANT_KEY, event.target.value);
+                  setTenantId(event.target.value);
+                }}
+              >
+                {tenants.map((tenant) => (
+                  <option key={tenant.tenant_id}>{tenant.tenant_id}</option>
+                ))}
+              </select>
+            </label>
+          )}
+          <label>
+            {t("lang.label")}{" "}
+            <select
+              data-testid="locale"
+              value={locale}
+              onChange={(event) => {
+                const next = event.target.value as Locale;
+                saveLocale(session.username, next);
+                setLocale(next);
+              }}
+            >
+              <option value="en">English</option>
+              <option value="zh-CN">简体中文</option>
+            </select>
+          </label>
+          <span className="user" data-testid="user">
+            {session.username}
+            {chosen && <span className="muted"> ({chosen.roles.join(", ")})</span>}
+          </span>
+          <button type="button" onClick={() => signOut(config)}>
+            {t("auth.signOut")}
+          </button>
+        </header>
+        <nav className="side">
+          {NAV.filter(([, , action]) => !action || chosen?.actions.includes(action)).map(([to, key]) => (
+            <a key={to} href={`#${to}`} className={(to === "/" ? path === "/" : path.startsWith(to)) ? "active" : ""}>
+              {t(key)}
+            </a>
+          ))}
+          <a href={config.temporal_ui} target="_blank" rel="noreferrer">
+            Temporal UI ↗
+          </a>
+        </nav>
+        <main>
+          <ErrorBox error={profile.error} />
+          {access && !chosen && <p>{t("tenant.none")}</p>}
+          {access && chosen && (
+            <AccessContext.Provider value={access}>
+              {/* keyed by tenant: switching tenants reloads every page's data */}
+              <div key={chosen.tenant_id}>{route(path)}</div>
+            </AccessContext.Provider>
+          )}
+        </main>
+      </div>
+    </LocaleContext.Provider>
+  );
+}
+
+export function SignedOut({ config, error }: { config: Config; error?: unknown }) {
+  const locale = defaultLocale();
+  const t = (key: Key) => translate(locale, key);
+  return (
+    <div className="signin">
+      <h1>Forge</h1>
+      <p>{t("auth.welcome")}</p>
+      <ErrorBox error={error} />
+      <button type="button" className="primary" data-testid="sign-in" onClick={() => void signIn(config, locale)}>
+        {t("auth.signIn")}
+      </button>
+    </div>
+  );
+}

@@ -1,0 +1,254 @@
+/** The model registry: projects, versions (state, metrics, evaluation), a version's audit and lineage,
+ * overriding a failed gate (release approvers), and the hub's base models. */
+import { useState } from "react";
+
+import { api } from "../api";
+import { ActionButton, Badge, ErrorBox, Link, Loading, Table, newest, useAccess, useLoad, when } from "../components";
+import { useT } from "../i18n";
+
+interface Project {
+  id: string;
+  name: string;
+  desc: string;
+  train_framework: string;
+  inference_framework: string;
+  gate: Record<string, unknown>;
+  created_at: string;
+}
+
+interface ModelVersion {
+  id: string;
+  project_id: string;
+  version: number;
+  state: string;
+  framework: string;
+  training_job_id: string | null;
+  base_model_id: string | null;
+  dataset_versions: Record<string, unknown>[];
+  hyperparameters: Record<string, unknown>;
+  metrics: Record<string, number>;
+  evaluation_passed: boolean | null;
+  bundle_uri: string | null;
+  created_at: string;
+}
+
+interface AuditRow {
+  id: string;
+  action: string;
+  from_state: string | null;
+  to_state: string;
+  actor: string | null;
+  approved_by: string | null;
+  reason: string | null;
+  at: string;
+}
+
+interface BaseModel {
+  id: string;
+  name: string;
+  version: string;
+  architecture: string;
+  parameter_count: number;
+  licence: string;
+}
+
+interface Graph {
+  nodes: { kind: string; id: string; distance: number; name?: string | null }[];
+  edges: { source_kind: string; source_id: string; target_kind: string; target_id: string; relation: string }[];
+}
+
+const metricText = (metrics: Record<string, number>) =>
+  Object.entries(metrics)
+    .map(([name, value]) => `${name}=${Number(value).toPrecision(4)}`)
+    .join(", ");
+
+export function ModelsPage({ go }: { go: (to: string) => void }) {
+  const t = useT();
+  const { can } = useAccess();
+  const projects = useLoad(() => api<Project[]>("registry", "/model-projects"), []);
+  const baseModels = useLoad(() => api<BaseModel[]>("registry", "/base-models"), []);
+  const [creating, setCreating] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <section>
+      <header className="page-head">
+        <h1>{t("models.projects")}</h1>
+        {can("registry.write") && (
+          <button type="button" className="primary" onClick={() => setCreating(!creating)} data-testid="new-model-project">
+            {t("models.newProject")}
+          </button>
+        )}
+      </header>
+      {creating && (
+        <form
+          className="card form"
+          data-testid="create-model-project"
+          onSubmit={async (event) => {
+            event.preventDefault();
+            const form = new FormData(event.currentTarget);
+            try {
+              const created = await api<Project>("registry", "/model-projects", {
+                body: {
+                  name: form.get("name"),
+                  desc: form.get("desc"),
+                  train_framework: "pytorch",
+                  inference_framework: "transformers",
+                },
+              });
+              go(`/models/${created.id}`);
+            } catch (caught) {
+              setError(caught);
+            }
+          }}
+        >
+          <label>
+            {t("common.name")} <input name="name" required />
+          </label>
+          <label>
+            {t("common.description")} <input name="desc" />
+          </label>
+          <button type="submit" className="primary">
+            {t("common.create")}
+          </button>
+          <ErrorBox error={error} />
+        </form>
+      )}
+      <Loading loaded={projects}>
+        {(items) => (
+          <Table
+            testId="model-projects"
+            head={[t("common.name"), t("common.description"), t("models.gate"), t("common.created")]}
+            rows={newest(items).map((p) => [
+              <Link to={`/models/${p.id}`}>{p.name}</Link>,
+              p.desc,
+              <code>{JSON.stringify(p.gate)}</code>,
+              when(p.created_at),
+            ])}
+          />
+        )}
+      </Loading>
+      <h2>{t("models.baseModels")}</h2>
+      <Loading loaded={baseModels}>
+        {(items) => (
+          <Table
+            head={[t("common.name"), t("models.architecture"), t("models.parameters"), t("datasets.licence")]}
+            rows={items.map((m) => [`${m.name}:${m.version}`, m.architecture, m.parameter_count.toLocaleString(), m.licence])}
+          />
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+export function ModelProjectPage({ id }: { id: string }) {
+  const t = useT();
+  const project = useLoad(() => api<Project>("registry", `/model-projects/${id}`), [id]);
+  const versions = useLoad(() => api<ModelVersion[]>("registry", `/model-projects/${id}/versions`), [id], 5000);
+  return (
+    <section>
+      <Loading loaded={project}>
+        {(p) => (
+          <header className="page-head">
+            <h1>{p.name}</h1>
+            <span className="muted">{p.desc}</span>
+          </header>
+        )}
+      </Loading>
+      <h2>{t("models.versions")}</h2>
+      <Loading loaded={versions}>
+        {(items) => (
+          <Table
+            testId="model-versions"
+            head={[t("datasets.version"), t("common.state"), t("chains.metrics"), t("models.evaluation"), t("common.created")]}
+            rows={newest(items).map((v) => [
+              <Link to={`/models/${id}/versions/${v.id}`}>v{v.version}</Link>,
+              <Badge state={v.state} />,
+              metricText(v.metrics),
+              v.evaluation_passed === null ? "–" : v.evaluation_passed ? "✔" : "✘",
+              when(v.created_at),
+            ])}
+          />
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+export function ModelVersionPage({ projectId, id }: { projectId: string; id: string }) {
+  const t = useT();
+  const { can } = useAccess();
+  const base = `/model-projects/${projectId}/versions/${id}`;
+  const version = useLoad(() => api<ModelVersion>("registry", base), [base]);
+  const audit = useLoad(() => api<AuditRow[]>("registry", `${base}/audit`), [base]);
+  const lineage = useLoad(() => api<Graph>("registry", `/lineage/model_version/${id}`, { query: { direction: "upstream" } }), [id]);
+  const [reason, setReason] = useState("");
+  return (
+    <section>
+      <Loading loaded={version}>
+        {(v) => (
+          <>
+            <header className="page-head">
+              <h1>
+                {t("datasets.version")} v{v.version}
+              </h1>
+              <Badge state={v.state} />
+            </header>
+            <dl className="facts">
+              <dt>{t("chains.metrics")}</dt>
+              <dd>{metricText(v.metrics) || "–"}</dd>
+              <dt>{t("chains.baseModel")}</dt>
+              <dd>{v.base_model_id ?? "–"}</dd>
+              <dt>{t("chains.training")}</dt>
+              <dd>{v.training_job_id ? <Link to={`/jobs/${v.training_job_id}`}>{v.training_job_id}</Link> : "–"}</dd>
+              <dt>{t("chains.bundle")}</dt>
+              <dd>{v.bundle_uri ?? "–"}</dd>
+            </dl>
+            {v.state === "evaluation_failed" && can("registry.approve") && (
+              <div className="row card warn">
+                <input placeholder={t("chains.approveReason")} value={reason} onChange={(e) => setReason(e.target.value)} />
+                <ActionButton
+                  kind="primary"
+                  disabled={!reason.trim()}
+                  onClick={async () => {
+                    await api("registry", `${base}/override-release`, { body: { reason } });
+                    version.reload();
+                    audit.reload();
+                  }}
+                >
+                  {t("models.override")}
+                </ActionButton>
+              </div>
+            )}
+          </>
+        )}
+      </Loading>
+      <h2>{t("models.lineage")}</h2>
+      <Loading loaded={lineage}>
+        {(graph) => (
+          <Table
+            testId="lineage"
+            head={["", t("datasets.kind"), t("common.id")]}
+            rows={graph.nodes.map((node) => [String(node.distance), node.kind, node.name ?? node.id])}
+          />
+        )}
+      </Loading>
+      <h2>{t("models.audit")}</h2>
+      <Loading loaded={audit}>
+        {(rows) => (
+          <Table
+            testId="version-audit"
+            head={[t("audit.time"), t("audit.action"), t("common.state"), t("audit.actor"), t("chains.approvedBy"), ""]}
+            rows={rows.map((row) => [
+              when(row.at),
+              row.action,
+              `${row.from_state ?? "–"} → ${row.to_state}`,
+              row.actor ?? "–",
+              row.approved_by ?? "",
+              row.reason ?? "",
+            ])}
+          />
+        )}
+      </Loading>
+    </section>
+  );
+}

@@ -1,0 +1,169 @@
+"""A user takes a model from upload to delivery in the browser alone: signs in on the identity provider's
+page (authorization code + PKCE), creates a dataset and uploads its files with progress, publishes the
+version, creates a model project, starts the chain, watches it train and stop at the release gate, and
+approves the release; a viewer sees the same chain and is refused the approval, in the page and by the
+API. The console also speaks Chinese, remembered per user."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Browser, Page, expect
+
+from tests.console.conftest import VIEWER, Console, copy_inputs, screenshot_dir, signed_in
+
+STAGE_TIMEOUT_MS = 420_000
+
+
+async def _stage(page: Page, stage: str) -> None:
+    await expect(page.get_by_test_id("chain-stage")).to_have_text(stage, timeout=STAGE_TIMEOUT_MS)
+
+
+async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a_viewer_cannot_approve(
+    browser: Browser, console: Console, tmp_path: Path
+) -> None:
+    shots = screenshot_dir(tmp_path)
+    page = await signed_in(browser, console, "demo")
+    await expect(page.get_by_test_id("user")).to_contain_text("release-approver")
+    await expect(page.get_by_test_id("tenant")).to_have_value(console.tenant)
+
+    # A dataset, created and filled in the browser.
+    suffix = uuid.uuid4().hex[:6]
+    await page.goto(f"{console.url}#/datasets")
+    await page.get_by_test_id("new-dataset").click()
+    form = page.get_by_test_id("create-dataset")
+    await form.locator("input[name=name]").fill(f"support-{suffix}")
+    await form.locator("input[name=description]").fill("instructions uploaded from the console")
+    await form.locator("button[type=submit]").click()
+    await expect(page.get_by_role("heading", name=f"support-{suffix}")).to_be_visible()
+    await page.get_by_test_id("new-version").click()
+    panel = page.get_by_test_id("version-panel")
+    await expect(panel).to_contain_text("draft")
+    await page.get_by_test_id("upload-input").set_input_files(copy_inputs(console.inputs, tmp_path / "data"))
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+        await expect(page.get_by_test_id(f"upload-{name}")).to_contain_text("100%")
+        await expect(panel.get_by_role("cell", name=name, exact=True)).to_be_visible()
+    await page.get_by_test_id("publish").click()
+    await expect(panel).to_contain_text("published")
+    await expect(panel.locator("pre.preview")).to_contain_text("instruction")  # the records' preview
+    await page.screenshot(path=str(shots / "dataset.png"), full_page=True)
+
+    # A model project, then the chain from the form.
+    await page.goto(f"{console.url}#/models")
+    await page.get_by_test_id("new-model-project").click()
+    await page.get_by_test_id("create-model-project").locator("input[name=name]").fill(f"support-{suffix}")
+    await page.get_by_test_id("create-model-project").locator("button[type=submit]").click()
+    await expect(page.get_by_role("heading", name=f"support-{suffix}")).to_be_visible()
+
+    await page.goto(f"{console.url}#/chains/new")
+    chain_form = page.get_by_test_id("chain-form")
+    await chain_form.locator("select[name=dataset_id]").select_option(label=f"support-{suffix}")
+    await expect(chain_form.locator("select[name=dataset_version_id] option")).to_have_count(2)  # latest, v1
+    await chain_form.locator("select[name=base_model_id]").select_option(label=console.base_model)
+    await chain_form.locator("select[name=model_project_id]").select_option(label=f"support-{suffix}")
+    scheduler_project = chain_form.locator("select[name=scheduler_project_id]")
+    await scheduler_project.select_option(label=console.scheduler_project)
+    await chain_form.locator("input[name=model_name]").fill(f"support-{suffix}")
+    await chain_form.locator("input[name=max_steps]").fill("8")
+    await chain_form.locator("input[name=max_perplexity]").fill("1")  # no model of ours gets there
+    await page.screenshot(path=str(shots / "chain-form.png"), full_page=True)
+    await page.get_by_test_id("start-chain").click()
+    await page.wait_for_url(re.compile(r"#/chains/[0-9a-f-]{36}$"))
+    chain_id = page.url.rsplit("/", 1)[1]
+
+    # It trains (progress and loss shown), is evaluated, and waits at the gate.
+    await _stage(page, "awaiting_approval")
+    await expect(page.get_by_test_id("job-progress")).to_contain_text("8/8")
+    await expect(page.get_by_test_id("chain-metrics")).to_contain_text("perplexity")
+    stages = await page.get_by_test_id("chain-stages").inner_text()
+    for stage in ("allocating", "training", "evaluating", "registering", "gating", "awaiting_approval"):
+        assert stage in stages, stages
+    link = await page.get_by_test_id("temporal-link").get_attribute("href")
+    assert link is not None and f"model-chain%3A{console.tenant}%3A{chain_id}" in link
+    await page.screenshot(path=str(shots / "chain-awaiting-approval.png"), full_page=True)
+
+    # A viewer sees the chain but not an approval: the page says why, and the API refuses it.
+    viewing = await signed_in(browser, console, VIEWER)
+    await viewing.goto(f"{console.url}#/chains/{chain_id}")
+    await expect(viewing.get_by_test_id("chain-stage")).to_have_text("awaiting_approval")
+    await expect(viewing.get_by_test_id("approve-refused")).to_contain_text("release approvers")
+    await expect(viewing.get_by_test_id("approve")).to_have_count(0)
+    await expect(viewing.get_by_test_id("new-chain")).to_have_count(0)  # nor start one (no training.run)
+    async with httpx.AsyncClient(timeout=30) as http:
+        refused = await http.post(
+            f"{console.env['FORGE_GATEWAY_URL']}/api/training/chains/{chain_id}/approve-release",
+            json={"reason": "a viewer tries"},
+            headers=console.viewer,
+        )
+    assert refused.status_code == 403, refused.text
+    await viewing.context.close()
+
+    # The approver releases it; it is delivered, and the audit names the approver.
+    await page.get_by_test_id("approve-reason").fill("reviewed by hand on the support set")
+    await page.get_by_test_id("approve").click()
+    await _stage(page, "delivered")
+    await expect(page.get_by_test_id("approved-by")).to_have_text("demo")
+    await expect(page.get_by_test_id("bundle-uri")).to_contain_text("s3://")
+    await page.screenshot(path=str(shots / "chain-delivered.png"), full_page=True)
+
+    await page.goto(f"{console.url}#/models")
+    await page.get_by_role("link", name=f"support-{suffix}").click()
+    await page.get_by_test_id("model-versions").get_by_role("link", name="v1").click()
+    audit = page.get_by_test_id("version-audit")
+    await expect(audit).to_contain_text("reviewed by hand on the support set")
+    await expect(audit).to_contain_text("demo")
+    for _ in range(30):  # the registry builds the lineage graph from the services' events
+        if "dataset_version" in await page.get_by_test_id("lineage").inner_text():
+            break
+        await page.reload()
+        await page.wait_for_timeout(1000)
+    await expect(page.get_by_test_id("lineage")).to_contain_text("dataset_version")
+    await page.screenshot(path=str(shots / "model-version.png"), full_page=True)
+
+    for name, path in (("chains", "#/chains"), ("jobs", "#/jobs"), ("scheduler", "#/scheduler")):
+        await page.goto(f"{console.url}{path}")
+        await page.wait_for_selector("main table, main .cards", timeout=30_000)
+        await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    await page.context.close()
+
+
+async def test_the_console_speaks_chinese_remembered_per_user(
+    browser: Browser, console: Console, tmp_path: Path
+) -> None:
+    page = await signed_in(browser, console, "demo", locale="zh-CN")  # the browser's language first
+    nav = page.locator("nav.side")
+    await expect(nav).to_contain_text("数据集")
+    await page.get_by_test_id("locale").select_option("en")
+    await expect(nav).to_contain_text("Datasets")
+    await page.reload()
+    await expect(nav).to_contain_text("Datasets")  # the user's choice outlives the browser's language
+    await page.get_by_test_id("locale").select_option("zh-CN")
+    await page.goto(f"{console.url}#/chains")
+    await expect(page.get_by_role("heading", name="模型流水线")).to_be_visible()
+    await page.screenshot(path=str(screenshot_dir(tmp_path) / "chains-zh-CN.png"), full_page=True)
+    await page.context.close()
+
+
+def test_the_console_is_served_by_the_gateway_without_a_token_under_a_strict_policy(
+    console: Console,
+) -> None:
+    index = httpx.get(console.url, timeout=30)
+    assert index.status_code == 200 and '<div id="root">' in index.text
+    policy = index.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert console.env["FORGE_OIDC_ISSUER"].split("/realms")[0] in policy  # the token endpoint's origin
+    assert index.headers["cache-control"] == "no-cache"
+    settings = httpx.get(f"{console.url}config.json", timeout=30).json()
+    assert settings["issuer"] == console.env["FORGE_OIDC_ISSUER"]
+    assert settings["client_id"] == "forge-console"
+    script = re.search(r'src="(/assets/[^"]+\.js)"', index.text)
+    assert script is not None
+    asset = httpx.get(f"{console.url}{script.group(1).lstrip('/')}", headers={"accept-encoding": "gzip"})
+    assert asset.headers["content-encoding"] == "gzip"
+    assert "immutable" in asset.headers["cache-control"]
+    outside = httpx.get(f"{console.url}assets/../../etc/passwd", timeout=30)
+    assert outside.status_code in (400, 404)
+    assert httpx.get(f"{console.url}api/nothing/here", timeout=30).status_code == 404  # not the console's
