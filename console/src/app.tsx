@@ -9,6 +9,7 @@ import { LocaleContext, saveLocale, savedLocale, defaultLocale, translate, useT,
 import { ChainPage, ChainTable, ChainsPage, NewChainPage } from "./pages/chains";
 import { DatasetPage, DatasetsPage } from "./pages/datasets";
 import { JobPage, JobsPage } from "./pages/jobs";
+import { SubmitJobPage } from "./pages/submit";
 import { ModelProjectPage, ModelVersionPage, ModelsPage } from "./pages/models";
 import { AuditPage, LabelingPage, SchedulerPage } from "./pages/operations";
 
@@ -49,6 +50,7 @@ function route(path: string): ReactNode {
       if (id === "new") return <NewChainPage go={go} />;
       return id ? <ChainPage id={id} /> : <ChainsPage />;
     case "jobs":
+      if (id === "new") return <SubmitJobPage go={go} />;
       return id ? <JobPage id={id} /> : <JobsPage />;
     case "models":
       if (id && sub === "versions" && subId) return <ModelVersionPage projectId={id} id={subId} />;

@@ -267,6 +267,8 @@ async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allo
     summary = await eventually(listed, timeout_s=30, interval_s=0.5, what="the chain in the tenant's list")
     assert summary["workflow_status"] == "CANCELED" and summary["closed_at"] is not None
     assert summary["workflow_id"] == view["workflow_id"]
+    assert (summary["model_name"], summary["started_by"]) == (body["model_name"], "alice")
+    assert summary["model_project_id"] == platform.setup.model_project_id
     first = (await training.get("/chains?limit=1", headers=TENANT)).json()
     assert len(first["items"]) == 1
     assert first["next_offset"] == 1 or first["items"][0]["chain_id"] == chain_id

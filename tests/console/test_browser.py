@@ -57,6 +57,11 @@ async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a
     await page.get_by_test_id("create-model-project").locator("input[name=name]").fill(f"support-{suffix}")
     await page.get_by_test_id("create-model-project").locator("button[type=submit]").click()
     await expect(page.get_by_role("heading", name=f"support-{suffix}")).to_be_visible()
+    gate = page.get_by_test_id("gate")  # a tenant admin sets the project's release gate
+    await gate.locator("textarea").fill('{"perplexity": {"max": 1}}')
+    await gate.get_by_role("button").click()
+    await page.reload()
+    await expect(page.get_by_test_id("gate").locator("textarea")).to_have_value(re.compile('"max": 1'))
 
     await page.goto(f"{console.url}#/chains/new")
     chain_form = page.get_by_test_id("chain-form")
@@ -167,3 +172,73 @@ def test_the_console_is_served_by_the_gateway_without_a_token_under_a_strict_pol
     outside = httpx.get(f"{console.url}assets/../../etc/passwd", timeout=30)
     assert outside.status_code in (400, 404)
     assert httpx.get(f"{console.url}api/nothing/here", timeout=30).status_code == 404  # not the console's
+
+
+async def test_a_job_is_submitted_from_a_yaml_config_file_and_followed_to_the_end_with_its_logs(
+    browser: Browser, console: Console, tmp_path: Path
+) -> None:
+    dataset_id, version_id, project_id, base_model_id = await _published_dataset(console, tmp_path)
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"""# a LoRA job, as a team keeps it in its repository
+name: support-yaml-{uuid.uuid4().hex[:6]}
+project_id: {project_id}
+base_model: {{id: {base_model_id}}}
+dataset:
+  dataset_id: {dataset_id}
+  version_id: {version_id}
+  train_file: train.jsonl
+  validation_file: validation.jsonl
+hyperparameters:
+  max_steps: 6
+  learning_rate: 0.02
+  lr_schedule: constant
+  batch_size: 16
+  eval_every_steps: 3
+lora: {{rank: 4, alpha: 8}}
+"""
+    )
+    page = await signed_in(browser, console, "demo")
+    await page.goto(f"{console.url}#/jobs")
+    await page.get_by_test_id("new-job").click()
+    await page.get_by_test_id("from-file").check()
+    await page.get_by_test_id("config-file").set_input_files(config)
+    await expect(page.get_by_test_id("config")).to_have_value(re.compile('"eval_every_steps": 3'))
+    await page.get_by_test_id("submit-config").click()
+    await page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    await expect(page.locator(".badge").first).to_have_text("succeeded", timeout=STAGE_TIMEOUT_MS)
+    await expect(page.get_by_test_id("job-progress")).to_contain_text("6/6")
+    await expect(page.get_by_test_id("job-logs")).to_contain_text("step")
+    await expect(page.locator("svg.chart").first).to_have_attribute("aria-label", re.compile("eval_loss"))
+    await expect(page.locator("svg.chart[aria-label=learning_rate]")).to_have_count(1)  # its own scale
+    await page.screenshot(path=str(screenshot_dir(tmp_path) / "job.png"), full_page=True)
+
+    # A config the service refuses shows the problem, and nothing is created.
+    await page.goto(f"{console.url}#/jobs/new")
+    await page.get_by_test_id("from-file").check()
+    await page.get_by_test_id("config").fill('{"name": "no dataset"}')
+    await page.get_by_test_id("submit-config").click()
+    await expect(page.get_by_role("alert")).to_contain_text("422")
+    await page.context.close()
+
+
+async def _published_dataset(console: Console, tmp_path: Path) -> tuple[str, str, str, str]:
+    """A published dataset version with the demo's splits, a model project and the hub's base model,
+    made through the API (the browser test above makes them in the page)."""
+    gateway = console.env["FORGE_GATEWAY_URL"]
+    headers = dict(console.approver)
+    async with httpx.AsyncClient(base_url=f"{gateway}/api", timeout=120, headers=headers) as http:
+        suffix = uuid.uuid4().hex[:6]
+        body = {"name": f"yaml-{suffix}", "modality": "text", "secrecy": "internal", "licence": "cc0-1.0"}
+        dataset = (await http.post("/dataset/datasets", json={**body, "source": "upload"})).json()
+        version = (await http.post(f"/dataset/datasets/{dataset['id']}/versions")).json()
+        base = f"/dataset/datasets/{dataset['id']}/versions/{version['id']}"
+        for path in copy_inputs(console.inputs, tmp_path / "splits"):
+            put = await http.put(f"{base}/files/{path.name}", content=path.read_bytes())
+            assert put.status_code < 300, put.text
+        published = await http.post(f"{base}/publish")
+        assert published.status_code == 200, published.text
+        project = (await http.post("/registry/model-projects", json={"name": f"yaml-{suffix}"})).json()
+        models = (await http.get("/registry/base-models")).json()
+        base_model = next(m for m in models if f"{m['name']}:{m['version']}" == console.base_model)
+    return dataset["id"], version["id"], project["id"], base_model["id"]

@@ -13,7 +13,7 @@ import sys
 from forge_cli.services import Platform
 from forge_cli.stack import Stack
 from forge_kit.objects import s3_client
-from forge_kit.stack_env import StackSettings
+from forge_kit.stack_env import StackSettings, read_env_file
 
 from tests.chain.test_model_chain import DELIVERED_TIMELINE
 
@@ -48,6 +48,10 @@ async def test_forge_demo_runs_the_chain_and_prints_where_the_delivered_bundle_i
     assert re.search(r"registering .*perplexity \d", out)
     ui = re.search(r"Temporal UI: (http://\S+/workflows/model-chain%3Ademo%3A\S+)", out)
     assert ui is not None, out
+
+    console = re.search(r"Web console: (http://\S+/) - sign in as demo with the password (\S+)", out)
+    assert console is not None, out
+    assert console.group(2) == read_env_file(stack.env_file)["FORGE_DEMO_PASSWORD"]
 
     delivered = re.search(r"delivered model version (\S+): (s3://\S+)", out)
     assert delivered is not None, out

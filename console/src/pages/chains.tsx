@@ -26,6 +26,8 @@ interface ChainSummary {
   temporal_ui: string;
   started_at: string | null;
   closed_at: string | null;
+  model_name: string | null;
+  started_by: string | null;
 }
 
 interface ChainStatus {
@@ -78,10 +80,11 @@ export function ChainTable({ items }: { items: ChainSummary[] }) {
   return (
     <Table
       testId="chains"
-      head={[t("common.id"), t("common.state"), t("chains.started"), t("chains.closed"), ""]}
+      head={[t("chains.modelName"), t("common.state"), t("chains.startedBy"), t("chains.started"), t("chains.closed"), ""]}
       rows={items.map((c) => [
-        <Link to={`/chains/${c.chain_id}`}>{c.chain_id.slice(0, 13)}…</Link>,
+        <Link to={`/chains/${c.chain_id}`}>{c.model_name ?? `${c.chain_id.slice(0, 13)}…`}</Link>,
         <Badge state={c.workflow_status} />,
+        c.started_by ?? "–",
         when(c.started_at),
         when(c.closed_at),
         <a href={c.temporal_ui} target="_blank" rel="noreferrer">

@@ -36,7 +36,7 @@ export function JobProgress({ job }: { job: Job }) {
   const { step, total_steps, percent, eta_s } = job.progress;
   return (
     <div className="job-progress" data-testid="job-progress">
-      <ProgressBar value={percent ?? (job.state === "succeeded" ? 100 : 0)} label={`${t("jobs.step")} ${step}/${total_steps ?? "?"}`} />
+      <ProgressBar value={job.state === "succeeded" ? 100 : (percent ?? 0)} label={`${t("jobs.step")} ${step}/${total_steps ?? "?"}`} />
       <span className="muted">
         {t("common.eta")} {duration(eta_s)} · {t("jobs.loss")} {job.latest_metrics.train_loss?.toFixed(4) ?? "–"}
       </span>
@@ -46,10 +46,18 @@ export function JobProgress({ job }: { job: Job }) {
 
 export function JobsPage() {
   const t = useT();
+  const { can } = useAccess();
   const jobs = useLoad(() => api<{ items: Job[] }>("training", "/training-jobs", { query: { limit: 100 } }), [], 3000);
   return (
     <section>
-      <h1>{t("nav.jobs")}</h1>
+      <header className="page-head">
+        <h1>{t("nav.jobs")}</h1>
+        {can("training.run") && (
+          <a className="button primary" href="#/jobs/new" data-testid="new-job">
+            {t("jobs.submit")}
+          </a>
+        )}
+      </header>
       <Loading loaded={jobs}>
         {(page) => (
           <Table
@@ -91,13 +99,27 @@ export function JobPage({ id }: { id: string }) {
             <JobProgress job={found} />
             {found.error && <div className="error">{found.error}</div>}
             <h2>{t("jobs.metrics")}</h2>
-            {metrics.data && <LineChart series={metrics.data.series} />}
+            {metrics.data && <MetricCharts series={metrics.data.series} />}
             <h2>{t("jobs.logs")}</h2>
             <Logs id={id} live={!FINAL.includes(found.state)} />
           </>
         )}
       </Loading>
     </section>
+  );
+}
+
+/** Losses on one chart (one scale), every other series (learning rate, ...) on its own. */
+export function MetricCharts({ series }: { series: Metrics["series"] }) {
+  const losses = series.filter((s) => s.name.includes("loss"));
+  const others = series.filter((s) => !s.name.includes("loss"));
+  return (
+    <div className="charts">
+      {losses.length > 0 && <LineChart series={losses} />}
+      {others.map((s) => (
+        <LineChart key={s.name} series={[s]} />
+      ))}
+    </div>
   );
 }
 

@@ -142,16 +142,24 @@ export function ModelsPage({ go }: { go: (to: string) => void }) {
 
 export function ModelProjectPage({ id }: { id: string }) {
   const t = useT();
+  const { can } = useAccess();
   const project = useLoad(() => api<Project>("registry", `/model-projects/${id}`), [id]);
   const versions = useLoad(() => api<ModelVersion[]>("registry", `/model-projects/${id}/versions`), [id], 5000);
+  const [chosen, setChosen] = useState<string[]>([]);
+  const toggle = (versionId: string) =>
+    setChosen((now) => (now.includes(versionId) ? now.filter((v) => v !== versionId) : [...now, versionId]));
+  const compared = (versions.data ?? []).filter((v) => chosen.includes(v.id)).sort((a, b) => a.version - b.version);
   return (
     <section>
       <Loading loaded={project}>
         {(p) => (
-          <header className="page-head">
-            <h1>{p.name}</h1>
-            <span className="muted">{p.desc}</span>
-          </header>
+          <>
+            <header className="page-head">
+              <h1>{p.name}</h1>
+              <span className="muted">{p.desc}</span>
+            </header>
+            <GateEditor project={p} editable={can("registry.gate")} onSaved={project.reload} />
+          </>
         )}
       </Loading>
       <h2>{t("models.versions")}</h2>
@@ -159,8 +167,14 @@ export function ModelProjectPage({ id }: { id: string }) {
         {(items) => (
           <Table
             testId="model-versions"
-            head={[t("datasets.version"), t("common.state"), t("chains.metrics"), t("models.evaluation"), t("common.created")]}
+            head={["", t("datasets.version"), t("common.state"), t("chains.metrics"), t("models.evaluation"), t("common.created")]}
             rows={newest(items).map((v) => [
+              <input
+                type="checkbox"
+                aria-label={`compare v${v.version}`}
+                checked={chosen.includes(v.id)}
+                onChange={() => toggle(v.id)}
+              />,
               <Link to={`/models/${id}/versions/${v.id}`}>v{v.version}</Link>,
               <Badge state={v.state} />,
               metricText(v.metrics),
@@ -170,7 +184,69 @@ export function ModelProjectPage({ id }: { id: string }) {
           />
         )}
       </Loading>
+      {compared.length >= 2 && <Compare versions={compared} />}
     </section>
+  );
+}
+
+/** Any number of versions side by side: every metric and hyper-parameter any of them has, the best
+ * value of each metric marked (lower is better for losses and perplexity, higher for the rest). */
+function Compare({ versions }: { versions: ModelVersion[] }) {
+  const t = useT();
+  const metricNames = [...new Set(versions.flatMap((v) => Object.keys(v.metrics)))].sort();
+  const paramNames = [...new Set(versions.flatMap((v) => Object.keys(v.hyperparameters)))].sort();
+  const lowerIsBetter = (name: string) => /loss|perplexity|nll|error/.test(name);
+  const best = (name: string) => {
+    const values = versions.map((v) => v.metrics[name]).filter((x): x is number => typeof x === "number");
+    return values.length ? (lowerIsBetter(name) ? Math.min(...values) : Math.max(...values)) : null;
+  };
+  return (
+    <div className="card" data-testid="compare">
+      <h3>{t("models.compare")}</h3>
+      <Table
+        head={["", ...versions.map((v) => `v${v.version}`)]}
+        rows={[
+          ...metricNames.map((name) => [
+            <strong>{name}</strong>,
+            ...versions.map((v) => {
+              const value = v.metrics[name];
+              if (typeof value !== "number") return "–";
+              return <span className={value === best(name) ? "best" : ""}>{value.toPrecision(4)}</span>;
+            }),
+          ]),
+          ...paramNames.map((name) => [name, ...versions.map((v) => JSON.stringify(v.hyperparameters[name] ?? null))]),
+        ]}
+      />
+    </div>
+  );
+}
+
+/** The project's release gate: shown to all, edited by tenant and project admins. */
+function GateEditor({ project, editable, onSaved }: { project: Project; editable: boolean; onSaved: () => void }) {
+  const t = useT();
+  const [text, setText] = useState(JSON.stringify(project.gate, null, 2));
+  if (!editable) {
+    return (
+      <p>
+        {t("models.gate")}: <code>{JSON.stringify(project.gate)}</code>
+      </p>
+    );
+  }
+  return (
+    <div className="row card" data-testid="gate">
+      <label>
+        {t("models.gate")}
+        <textarea className="config" rows={3} value={text} onChange={(e) => setText(e.target.value)} />
+      </label>
+      <ActionButton
+        onClick={async () => {
+          await api("registry", `/model-projects/${project.id}/gate`, { method: "PUT", body: { gate: JSON.parse(text) } });
+          onSaved();
+        }}
+      >
+        {t("models.saveGate")}
+      </ActionButton>
+    </div>
   );
 }
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from forge_cli import datasets, hdfs, tools
+from forge_cli.console import ensure_console
 from forge_cli.demo import (
     DemoError,
     build_inputs,
@@ -74,6 +75,8 @@ def stack_install() -> None:
         tools.ensure_keycloak()
     with console.status("Building the tests' HDFS (MiniDFSCluster) with Maven (first time: ~15 s)..."):
         hdfs.ensure_hdfs()
+    with console.status("Building the web console with npm and Vite (first time: a minute)..."):
+        ensure_console()
     console.print(f"tools ready in {tools.cache_dir()}")
 
 
@@ -134,6 +137,7 @@ def up() -> None:
     console.print(f"platform up in {time.monotonic() - begin:.1f}s; endpoints in {platform.stack.env_file}")
     console.print(f"Temporal UI: {platform.stack.servers[2].endpoints()['ui']}")
     console.print(f"API gateway: http://127.0.0.1:{platform.stack.ports.gateway}/api/<service>/")
+    console.print(f"Web console: http://127.0.0.1:{platform.stack.ports.gateway}/")
 
 
 @app.command("down")
@@ -316,6 +320,14 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
     console.print(f"[green]delivered[/] model version {status['model_version_id']}: {status['bundle_uri']}")
     console.print(f"  metrics: {_metrics(status['metrics'])}", highlight=False)
     console.print(f"  Temporal UI: {done['temporal_ui']}")
+    user = env.get("FORGE_DEMO_USER", "demo")
+    console.print(
+        f"Web console: [bold]{gateway}/[/] - sign in as [bold]{user}[/] with the password "
+        f"[bold]{env['FORGE_DEMO_PASSWORD']}[/]",
+        highlight=False,
+    )
+    chain_page = f"{gateway}/#/chains/{started['chain_id']}"
+    console.print(f"  (FORGE_DEMO_PASSWORD in {stack.env_file}); this chain: {chain_page}", highlight=False)
 
 
 def _metrics(metrics: dict[str, float]) -> str:

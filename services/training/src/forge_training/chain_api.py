@@ -95,6 +95,14 @@ class ChainSummary(BaseModel):
     temporal_ui: str
     started_at: datetime | None
     closed_at: datetime | None
+    model_name: str | None = None
+    started_by: str | None = None
+    dataset_id: str | None = None
+    model_project_id: str | None = None
+
+
+MEMO = ("model_name", "started_by", "dataset_id", "model_project_id")
+"""What a chain's workflow carries in its memo, for the list (chains started before it have none)."""
 
 
 class ChainList(BaseModel):
@@ -152,7 +160,17 @@ async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, re
         base_model_uri=resolved.base_model.uri,
     )
     await svc.temporal.start_workflow(
-        chain.WORKFLOW, chain_request, id=workflow_id, task_queue=svc.task_queue
+        chain.WORKFLOW,
+        chain_request,
+        id=workflow_id,
+        task_queue=svc.task_queue,
+        # What the list shows of each chain without querying every workflow.
+        memo={
+            "model_name": body.model_name,
+            "started_by": caller.actor,
+            "dataset_id": body.dataset_id,
+            "model_project_id": body.model_project_id,
+        },
     )
     return _view(svc, chain_id, workflow_id, "RUNNING", chain.ChainStatus(stage="resolving_dataset"))
 
@@ -178,8 +196,10 @@ async def list_chains(
             continue
         if len(items) == limit:
             return ChainList(items=items, next_offset=offset + limit)
+        memo = await execution.memo()
         items.append(
             ChainSummary(
+                **{key: memo[key] for key in MEMO if isinstance(memo.get(key), str)},
                 chain_id=execution.id.removeprefix(prefix),
                 workflow_id=execution.id,
                 workflow_status=execution.status.name if execution.status else "UNKNOWN",
