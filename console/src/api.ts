@@ -114,3 +114,11 @@ export async function uploadFile(
     request.send(file);
   });
 }
+
+/** A file of an API behind the gateway as an object URL (an <img> or <audio> cannot send the bearer
+ * token itself); the caller revokes it when done. */
+export async function blobUrl(service: Service, path: string): Promise<string> {
+  const response = await fetch(url(service, path), { headers: await headers(false) });
+  if (response.status >= 400) throw await problemOf(response);
+  return URL.createObjectURL(await response.blob());
+}

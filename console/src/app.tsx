@@ -82,7 +82,18 @@ const TENANT_KEY = "forge.tenant";
 
 export function App({ config, session }: { config: Config; session: Session }) {
   const [locale, setLocale] = useState<Locale>(savedLocale(session.username) ?? defaultLocale());
-  const profile = useLoad(() => api<Profile>("scheduler", "/me"), []);
+  const profile = useLoad(async () => {
+    const me = await api<Profile>("scheduler", "/me");
+    if (!me.platform_admin) return me;
+    // A platform admin may act in every tenant: those they are not a member of come with the platform
+    // admin's own actions.
+    const all = await api<{ id: string }[]>("scheduler", "/tenants");
+    const member = new Set(me.tenants.map((t) => t.tenant_id));
+    const others = all
+      .filter((tenant) => !member.has(tenant.id))
+      .map((tenant) => ({ tenant_id: tenant.id, roles: ["platform-admin"], project_roles: {}, actions: me.platform_actions }));
+    return { ...me, tenants: [...me.tenants, ...others] };
+  }, []);
   const [tenantId, setTenantId] = useState<string | null>(localStorage.getItem(TENANT_KEY));
   const path = useHash();
   const tenants = profile.data?.tenants ?? [];

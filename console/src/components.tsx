@@ -15,6 +15,7 @@ export interface Profile {
   username: string;
   platform_admin: boolean;
   tenants: TenantRoles[];
+  platform_actions: string[];
 }
 
 export interface Access {

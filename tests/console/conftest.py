@@ -29,6 +29,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 CHROMIUM = os.environ.get("FORGE_CHROMIUM", "/usr/bin/chromium")
 VIEWER = "vic"
 """A seeded LDAP user, made a viewer of the demo tenant."""
+PARTNER = "demo-partner"
 PLATFORM_ONLY = ("FORGE_DIRECTORY_URL", "FORGE_AUDIT_CONSUMER", "FORGE_LINEAGE_CONSUMER")
 """Settings the test session changes for its own service processes, not for the platform's."""
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
@@ -88,6 +89,10 @@ async def console(
             f"/tenants/{approver.tenant}/members/{VIEWER}", json={"roles": ["viewer"]}, headers=admin
         )
         assert granted.status_code == 200, granted.text
+        partner = await http["scheduler"].post(
+            "/tenants", json={"id": PARTNER, "display_name": "A partner of the demo tenant"}, headers=admin
+        )
+        assert partner.status_code in (201, 409), partner.text  # a tenant to share datasets with
         inputs = build_inputs(tmp_path_factory.mktemp("console-inputs"))
         name = f"tiny-llama-{uuid.uuid4().hex[:6]}"
         await publish_base_model(http, stack_settings, inputs, caller=approver, name=name)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from playwright.async_api import Browser, Page, expect
 
-from tests.console.conftest import VIEWER, Console, copy_inputs, screenshot_dir, signed_in
+from tests.console.conftest import PARTNER, VIEWER, Console, copy_inputs, screenshot_dir, signed_in
 
 STAGE_TIMEOUT_MS = 420_000
 
@@ -128,7 +128,7 @@ async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a
     await expect(page.get_by_test_id("lineage")).to_contain_text("dataset_version")
     await page.screenshot(path=str(shots / "model-version.png"), full_page=True)
 
-    for name, path in (("chains", "#/chains"), ("jobs", "#/jobs"), ("scheduler", "#/scheduler")):
+    for name, path in (("chains", "#/chains"), ("jobs", "#/jobs"), ("audit", "#/audit")):
         await page.goto(f"{console.url}{path}")
         await page.wait_for_selector("main table, main .cards", timeout=30_000)
         await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
@@ -242,3 +242,90 @@ async def _published_dataset(console: Console, tmp_path: Path) -> tuple[str, str
         models = (await http.get("/registry/base-models")).json()
         base_model = next(m for m in models if f"{m['name']}:{m['version']}" == console.base_model)
     return dataset["id"], version["id"], project["id"], base_model["id"]
+
+
+def _png(path: Path, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), colour).save(path)
+    return path
+
+
+async def test_an_image_dataset_shows_its_pictures_diffs_two_versions_and_is_shared_in_the_browser(
+    browser: Browser, console: Console, tmp_path: Path
+) -> None:
+    page = await signed_in(browser, console, "demo")
+    name = f"pets-{uuid.uuid4().hex[:6]}"
+    await page.goto(f"{console.url}#/datasets")
+    await page.get_by_test_id("new-dataset").click()
+    form = page.get_by_test_id("create-dataset")
+    await form.locator("input[name=name]").fill(name)
+    await form.locator("select[name=modality]").select_option("image")
+    await form.locator("select[name=secrecy]").select_option("public")
+    await form.locator("button[type=submit]").click()
+    await expect(page.get_by_role("heading", name=name)).to_be_visible()
+
+    images = [_png(tmp_path / "cat.png", (200, 120, 40)), _png(tmp_path / "dog.png", (40, 90, 200))]
+    for number, dog_label in ((1, "dog"), (2, "puppy")):  # v2 changes one record's label
+        records = tmp_path / f"v{number}" / "labels.jsonl"
+        records.parent.mkdir()
+        records.write_text(
+            '{"id": 1, "image": "cat.png", "label": "cat"}\n'
+            f'{{"id": 2, "image": "dog.png", "label": "{dog_label}"}}\n'
+        )
+        await page.get_by_test_id("new-version").click()
+        panel = page.get_by_test_id("version-panel")
+        await expect(panel).to_contain_text(f"v{number}")
+        await page.get_by_test_id("upload-input").set_input_files([*images, records])
+        await expect(panel.get_by_role("cell", name="labels.jsonl", exact=True)).to_be_visible()
+        await page.get_by_test_id("publish").click()
+        await expect(panel).to_contain_text("published")
+
+    # The pictures, fetched with the user's token (an <img> cannot send it) as thumbnails.
+    tiles = page.get_by_test_id("media").locator("img")
+    await expect(tiles).to_have_count(2)
+    width = await tiles.first.evaluate("image => image.naturalWidth")
+    assert 0 < width <= 160
+
+    diff = page.get_by_test_id("diff")
+    await diff.get_by_placeholder("Key field (optional)").fill("id")
+    await page.get_by_test_id("run-diff").click()
+    await expect(page.get_by_test_id("diff-summary")).to_contain_text("changed: 1", timeout=120_000)
+    await diff.locator("select").last.select_option("changed")
+    await expect(diff.locator("pre.preview")).to_contain_text("puppy")
+    await page.screenshot(path=str(screenshot_dir(tmp_path) / "dataset-diff.png"), full_page=True)
+
+    sharing = page.get_by_test_id("sharing")
+    await sharing.get_by_placeholder("Tenant").fill(PARTNER)
+    await sharing.get_by_role("button", name="Share").click()
+    await expect(sharing.locator("table")).to_contain_text(PARTNER)
+    await sharing.get_by_role("button", name="Revoke").click()
+    await expect(sharing.locator("table")).to_have_count(0)  # no grant left
+    await page.context.close()
+
+
+async def test_a_platform_admin_sets_a_quota_in_any_tenant_and_a_tenant_admin_cannot(
+    browser: Browser, console: Console, tmp_path: Path
+) -> None:
+    admin = await signed_in(browser, console, console.env.get("FORGE_PLATFORM_ADMIN_USER", "ada"))
+    await admin.get_by_test_id("tenant").select_option(console.tenant)  # not a member: a platform admin
+    await admin.goto(f"{console.url}#/scheduler")
+    card = admin.get_by_test_id(f"project-{console.scheduler_project}")
+    await card.get_by_label("CPU").fill("3")
+    await card.get_by_label("GiB").fill("12")
+    await card.get_by_role("button", name="Set quota").click()
+    await expect(card.locator("table")).to_contain_text("3.0 CPU")
+    await expect(card.locator("table")).to_contain_text("12.0 GiB")
+    await admin.screenshot(path=str(screenshot_dir(tmp_path) / "scheduler.png"), full_page=True)
+    await admin.context.close()
+
+    tenant_admin = await signed_in(browser, console, "demo")
+    await tenant_admin.goto(f"{console.url}#/scheduler")
+    card = tenant_admin.get_by_test_id(f"project-{console.scheduler_project}")
+    await expect(card.locator("table")).to_contain_text("3.0 CPU")
+    await expect(card.get_by_role("button", name="Set quota")).to_have_count(0)  # quotas are the platform's
+    name = f"team-{uuid.uuid4().hex[:6]}"
+    await tenant_admin.get_by_test_id("project-name").fill(name)  # projects are the tenant's
+    await tenant_admin.get_by_test_id("create-project").click()
+    await expect(tenant_admin.get_by_test_id(f"project-{name}")).to_be_visible()
+    await tenant_admin.context.close()

@@ -18,6 +18,7 @@ import {
   when,
 } from "../components";
 import { useT } from "../i18n";
+import { DiffPanel, ImportPanel, MediaPreview, SharingPanel, TaskReport, type MediaLinks, type Task } from "./dataset_tools";
 
 export interface Dataset {
   id: string;
@@ -42,15 +43,6 @@ export interface Version {
   errors: unknown[];
 }
 
-interface Task {
-  id: string;
-  kind: string;
-  state: string;
-  progress: number;
-  eta_s: number | null;
-  created_at: string;
-  error: string | null;
-}
 
 export function DatasetsPage({ go }: { go: (to: string) => void }) {
   const t = useT();
@@ -159,6 +151,8 @@ export function DatasetPage({ id }: { id: string }) {
     (items) => items.some((task) => !["succeeded", "failed", "cancelled"].includes(task.state)),
   );
   const [open, setOpen] = useState<string | null>(null);
+  const [taskId, setTaskId] = useState<string | null>(null);
+  const shownTask = (tasks.data ?? []).find((task) => task.id === taskId) ?? null;
   return (
     <section>
       <Loading loaded={dataset}>
@@ -210,8 +204,10 @@ export function DatasetPage({ id }: { id: string }) {
         {(items) => (
           <Table
             head={[t("datasets.kind"), t("common.state"), t("common.progress"), t("common.eta"), t("common.created")]}
-            rows={items.map((task) => [
-              task.kind,
+            rows={newest(items).map((task) => [
+              <button type="button" className="link" onClick={() => setTaskId(task.id === taskId ? null : task.id)}>
+                {task.kind}
+              </button>,
               <Badge state={task.state} />,
               <ProgressBar value={task.progress * 100} />,
               duration(task.eta_s),
@@ -220,6 +216,10 @@ export function DatasetPage({ id }: { id: string }) {
           />
         )}
       </Loading>
+      {shownTask && <TaskReport datasetId={id} task={shownTask} />}
+      {can("dataset.write") && <ImportPanel datasetId={id} onStarted={tasks.reload} />}
+      {versions.data && <DiffPanel datasetId={id} versions={versions.data.filter((v) => v.state === "published")} />}
+      {can("dataset.share") && <SharingPanel datasetId={id} />}
     </section>
   );
 }
@@ -229,6 +229,7 @@ const open_ = (state: string) => state === "draft" || state === "uploading";
 
 interface Preview {
   records: Record<string, unknown>[];
+  media: MediaLinks[];
 }
 
 function VersionPanel({ datasetId, versionId, onChange }: { datasetId: string; versionId: string; onChange: () => void }) {
@@ -242,7 +243,7 @@ function VersionPanel({ datasetId, versionId, onChange }: { datasetId: string; v
     () =>
       version.data?.state === "published"
         ? api<Preview>("dataset", `${base}/preview`, { query: { limit: 5 } })
-        : Promise.resolve({ records: [] }),
+        : Promise.resolve({ records: [], media: [] }),
     [base, version.data?.state],
   );
   return (
@@ -307,6 +308,7 @@ function VersionPanel({ datasetId, versionId, onChange }: { datasetId: string; v
                 {(p) => (
                   <>
                     <h4>{t("datasets.preview")}</h4>
+                    <MediaPreview media={p.media} />
                     <pre className="preview">{p.records.map((r) => JSON.stringify(r)).join("\n")}</pre>
                   </>
                 )}

@@ -43,6 +43,16 @@ interface AuditRow {
   at: string;
 }
 
+interface Evaluation {
+  id: string;
+  passed: boolean;
+  metrics: Record<string, number>;
+  thresholds: Record<string, unknown>;
+  failed_checks: string[];
+  checks: string[];
+  recorded_at: string;
+}
+
 interface BaseModel {
   id: string;
   name: string;
@@ -256,6 +266,7 @@ export function ModelVersionPage({ projectId, id }: { projectId: string; id: str
   const base = `/model-projects/${projectId}/versions/${id}`;
   const version = useLoad(() => api<ModelVersion>("registry", base), [base]);
   const audit = useLoad(() => api<AuditRow[]>("registry", `${base}/audit`), [base]);
+  const evaluations = useLoad(() => api<Evaluation[]>("registry", `${base}/evaluations`), [base]);
   const lineage = useLoad(() => api<Graph>("registry", `/lineage/model_version/${id}`, { query: { direction: "upstream" } }), [id]);
   const [reason, setReason] = useState("");
   return (
@@ -298,14 +309,33 @@ export function ModelVersionPage({ projectId, id }: { projectId: string; id: str
           </>
         )}
       </Loading>
+      <h2>{t("models.evaluations")}</h2>
+      <Loading loaded={evaluations}>
+        {(rows) => (
+          <Table
+            testId="evaluations"
+            head={[t("audit.time"), t("models.evaluation"), t("chains.metrics"), t("models.gate"), t("chains.failedChecks")]}
+            rows={rows.map((e) => [
+              when(e.recorded_at),
+              e.passed ? "✔" : "✘",
+              metricText(e.metrics),
+              <code>{JSON.stringify(e.thresholds)}</code>,
+              e.failed_checks.join("; "),
+            ])}
+          />
+        )}
+      </Loading>
       <h2>{t("models.lineage")}</h2>
       <Loading loaded={lineage}>
         {(graph) => (
+          <>
+          <LineageGraph graph={graph} />
           <Table
             testId="lineage"
             head={["", t("datasets.kind"), t("common.id")]}
             rows={graph.nodes.map((node) => [String(node.distance), node.kind, node.name ?? node.id])}
           />
+          </>
         )}
       </Loading>
       <h2>{t("models.audit")}</h2>
@@ -326,5 +356,64 @@ export function ModelVersionPage({ projectId, id }: { projectId: string; id: str
         )}
       </Loading>
     </section>
+  );
+}
+
+/** The lineage as a layered graph: one column per distance from the version (upstream to the left). */
+function LineageGraph({ graph }: { graph: Graph }) {
+  const columns = [...new Set(graph.nodes.map((n) => n.distance))].sort((a, b) => a - b);
+  const boxW = 200;
+  const boxH = 44;
+  const gapX = 70;
+  const gapY = 18;
+  const place = new Map<string, { x: number; y: number }>();
+  let height = 0;
+  columns.forEach((distance, column) => {
+    graph.nodes
+      .filter((n) => n.distance === distance)
+      .forEach((node, row) => {
+        const y = 10 + row * (boxH + gapY);
+        place.set(`${node.kind}:${node.id}`, { x: 10 + column * (boxW + gapX), y });
+        height = Math.max(height, y + boxH + 10);
+      });
+  });
+  const width = 20 + columns.length * (boxW + gapX) - gapX;
+  const label = (text: string) => (text.length > 28 ? `${text.slice(0, 27)}…` : text);
+  return (
+    <svg className="lineage" viewBox={`0 0 ${width} ${height}`} width={width} height={height} data-testid="lineage-graph">
+      <defs>
+        <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto">
+          <path d="M 0 0 L 10 5 L 0 10 z" fill="#64748b" />
+        </marker>
+      </defs>
+      {graph.edges.map((edge, index) => {
+        const from = place.get(`${edge.source_kind}:${edge.source_id}`);
+        const to = place.get(`${edge.target_kind}:${edge.target_id}`);
+        if (!from || !to) return null;
+        return (
+          <g key={index}>
+            <line x1={from.x + boxW} y1={from.y + boxH / 2} x2={to.x} y2={to.y + boxH / 2} stroke="#64748b" markerEnd="url(#arrow)" />
+            <text x={(from.x + boxW + to.x) / 2} y={(from.y + to.y + boxH) / 2 - 4} fontSize="10" textAnchor="middle" fill="#64748b">
+              {edge.relation}
+            </text>
+          </g>
+        );
+      })}
+      {graph.nodes.map((node) => {
+        const at = place.get(`${node.kind}:${node.id}`);
+        if (!at) return null;
+        return (
+          <g key={`${node.kind}:${node.id}`}>
+            <rect x={at.x} y={at.y} width={boxW} height={boxH} rx="6" fill={node.distance === 0 ? "#dbeafe" : "#fff"} stroke="#94a3b8" />
+            <text x={at.x + 8} y={at.y + 17} fontSize="11" fontWeight="600">
+              {node.kind}
+            </text>
+            <text x={at.x + 8} y={at.y + 33} fontSize="11">
+              {label(node.name ?? node.id)}
+            </text>
+          </g>
+        );
+      })}
+    </svg>
   );
 }

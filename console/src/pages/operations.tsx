@@ -2,7 +2,7 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { Badge, Loading, ProgressBar, Table, bytes, useLoad, when } from "../components";
+import { ActionButton, Badge, Loading, ProgressBar, Table, bytes, useAccess, useLoad, when } from "../components";
 import { useT } from "../i18n";
 
 interface SchedulerProject {
@@ -33,11 +33,32 @@ function amount(resource: string, value: number): string {
 
 export function SchedulerPage() {
   const t = useT();
+  const { can } = useAccess();
   const projects = useLoad(() => api<SchedulerProject[]>("scheduler", "/projects"), []);
   const allocations = useLoad(() => api<Allocation[]>("scheduler", "/allocations"), [], 5000);
+  const [name, setName] = useState("");
   return (
     <section>
-      <h1>{t("scheduler.projects")}</h1>
+      <header className="page-head">
+        <h1>{t("scheduler.projects")}</h1>
+        {can("scheduler.projects.manage") && (
+          <span className="row">
+            <input placeholder={t("common.name")} value={name} onChange={(e) => setName(e.target.value)} data-testid="project-name" />
+            <ActionButton
+              kind="primary"
+              disabled={!name.trim()}
+              testId="create-project"
+              onClick={async () => {
+                await api("scheduler", "/projects", { body: { name: name.trim() } });
+                setName("");
+                projects.reload();
+              }}
+            >
+              {t("scheduler.newProject")}
+            </ActionButton>
+          </span>
+        )}
+      </header>
       <Loading loaded={projects}>
         {(items) => (
           <div className="cards">
@@ -62,9 +83,12 @@ export function SchedulerPage() {
 
 function ProjectUsage({ project }: { project: SchedulerProject }) {
   const t = useT();
+  const { can } = useAccess();
   const usage = useLoad(() => api<Usage>("scheduler", `/projects/${project.id}/usage`), [project.id], 5000);
+  const [cpus, setCpus] = useState(String(project.quota.cpu_millis / 1000));
+  const [memory, setMemory] = useState(String(project.quota.memory_bytes / 1024 ** 3));
   return (
-    <div className="card">
+    <div className="card" data-testid={`project-${project.name}`}>
       <h3>{project.name}</h3>
       <p className="muted">
         {t("scheduler.queue")}: {project.queue}
@@ -81,6 +105,31 @@ function ProjectUsage({ project }: { project: SchedulerProject }) {
           />
         )}
       </Loading>
+      {can("scheduler.quota.manage") && (
+        <div className="row">
+          <label>
+            CPU <input type="number" min={0} step="any" value={cpus} onChange={(e) => setCpus(e.target.value)} style={{ width: "6rem" }} />
+          </label>
+          <label>
+            GiB <input type="number" min={0} step="any" value={memory} onChange={(e) => setMemory(e.target.value)} style={{ width: "6rem" }} />
+          </label>
+          <ActionButton
+            onClick={async () => {
+              await api("scheduler", `/projects/${project.id}/quota`, {
+                method: "PUT",
+                body: {
+                  cpu_millis: Math.round(Number(cpus) * 1000),
+                  memory_bytes: Math.round(Number(memory) * 1024 ** 3),
+                  accelerators: project.quota.accelerators,
+                },
+              });
+              usage.reload();
+            }}
+          >
+            {t("scheduler.setQuota")}
+          </ActionButton>
+        </div>
+      )}
     </div>
   );
 }

@@ -204,6 +204,8 @@ async def test_me_lists_the_callers_tenants_and_roles(directory_http: httpx.Asyn
     assert in_one["tenant"] == first
     platform = (await directory_http.get("/me", headers=as_user(PLATFORM_ADMIN))).json()
     assert platform["platform_admin"] is True
+    assert "scheduler.quota.manage" in platform["platform_actions"]  # in any tenant
+    assert profile["platform_actions"] == []
 
 
 async def test_creating_one_tenant_ten_times_at_once_creates_it_once(

@@ -303,7 +303,8 @@ class ConsoleServer(DetachedServer):
         if response.status_code != 200:
             return False
         try:  # a server of an older build or older code is restarted on the new one
-            return bool(response.json().get("revision") == self.revision(ensure_console()))
+            wanted = self.revision(self.dist or ensure_console())  # the build it was started on, once started
+            return bool(response.json().get("revision") == wanted)
         except (ValueError, ToolMissing):
             return False
 

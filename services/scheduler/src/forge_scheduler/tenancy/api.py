@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response, status
 from forge_kit.auth import Principal, allow
 from forge_kit.errors import NotFound
-from forge_kit.policy import Action, permits
+from forge_kit.policy import Action, Role, permits
 from forge_kit.runtime import Runtime
 from forge_kit.types import Username
 
@@ -43,9 +43,12 @@ async def me(caller: Annotated[Principal, allow(Action.SIGNED_IN, tenant=False)]
             view.roles.append(m.role)
         else:
             view.project_roles.setdefault(m.project_id, []).append(m.role)
+    # A platform admin acts in any tenant with the platform-admin role besides their own (forge_kit.auth).
+    platform = [Role.PLATFORM_ADMIN] if caller.platform_admin else []
     for view in tenants.values():
-        view.actions = [action for action in Action if permits(view.roles, action)]
+        view.actions = [action for action in Action if permits([*view.roles, *platform], action)]
     return ProfileView(
+        platform_actions=[action for action in Action if platform and permits(platform, action)],
         username=caller.username,
         kind=caller.kind,
         platform_admin=caller.platform_admin,

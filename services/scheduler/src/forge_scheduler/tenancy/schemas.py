@@ -78,3 +78,7 @@ class ProfileView(BaseModel):
         description="The tenant this request acted in (x-forge-tenant, or the only one)."
     )
     tenants: list[TenantRolesView]
+    platform_actions: list[Action] = Field(
+        default_factory=list,
+        description="A platform admin's actions in any tenant, a member of it or not (empty for others).",
+    )
