@@ -24,7 +24,7 @@ from forge_cli.services import Platform
 from forge_cli.stack import Stack
 from forge_kit.stack_env import StackSettings, read_env_file
 from forge_sdk.auth import SignedIn, password_login
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 CHROMIUM = os.environ.get("FORGE_CHROMIUM", "/usr/bin/chromium")
 VIEWER = "vic"
@@ -129,8 +129,11 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def signed_in(browser: Browser, console: Console, username: str, locale: str = "en-US") -> Page:
-    """A fresh browser (no cookies) in which `username` signs in on Keycloak's page."""
+async def signed_in(
+    browser: Browser, console: Console, username: str, locale: str = "en-US", sign_in_button: str = "Sign In"
+) -> Page:
+    """A fresh browser (no cookies) in which `username` signs in on Keycloak's page (in the language the
+    console asked for: the button says `sign_in_button`)."""
     context: BrowserContext = await browser.new_context(
         locale=locale, viewport={"width": 1360, "height": 860}
     )
@@ -141,6 +144,7 @@ async def signed_in(browser: Browser, console: Console, username: str, locale: s
     await page.wait_for_selector("#username", timeout=60_000)
     await page.fill("#username", username)
     await page.fill("#password", console.password)
+    await expect(page.locator("#kc-login")).to_have_text(sign_in_button)
     await page.click("#kc-login")
     await page.wait_for_selector("[data-testid=user]", timeout=60_000)
     return page

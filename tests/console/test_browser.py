@@ -138,7 +138,9 @@ async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a
 async def test_the_console_speaks_chinese_remembered_per_user(
     browser: Browser, console: Console, tmp_path: Path
 ) -> None:
-    page = await signed_in(browser, console, "demo", locale="zh-CN")  # the browser's language first
+    page = await signed_in(
+        browser, console, "demo", locale="zh-CN", sign_in_button="登录"
+    )  # browser's language
     nav = page.locator("nav.side")
     await expect(nav).to_contain_text("数据集")
     await page.get_by_test_id("locale").select_option("en")

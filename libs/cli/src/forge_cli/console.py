@@ -35,6 +35,11 @@ from forge_cli.tools import ToolMissing, _cache_lock, cache_dir, repo_root
 
 DEV_ORIGINS = ("http://127.0.0.1:5173", "http://localhost:5173")
 """Vite's dev server (`npm run dev` in console/), which proxies the gateway."""
+REALM_LOCALES = {
+    "internationalizationEnabled": True,
+    "supportedLocales": ["en", "zh-CN"],
+    "defaultLocale": "en",
+}
 BUILD_INPUTS = ("package.json", "package-lock.json", "index.html", "vite.config.ts", "tsconfig.json", "src")
 """What a build reads from `console/`: its hash names the build."""
 
@@ -288,12 +293,18 @@ class ConsoleServer(DetachedServer):
                 "post.logout.redirect.uris": "##".join(f"{origin}/" for origin in origins),
             },
         }
-        if all(client.get(key) == value for key, value in wanted.items()):
-            return
-        updated = httpx.put(
-            f"{clients}/{client['id']}", json={**client, **wanted}, headers=headers, timeout=30
-        )
-        updated.raise_for_status()
+        if any(client.get(key) != value for key, value in wanted.items()):
+            updated = httpx.put(
+                f"{clients}/{client['id']}", json={**client, **wanted}, headers=headers, timeout=30
+            )
+            updated.raise_for_status()
+        # The sign-in page in the console's languages (it asks with `ui_locales`); the realm file says the
+        # same for new realms, this for realms imported before it did.
+        realm = f"{keycloak}/admin/realms/{REALM}"
+        current = httpx.get(realm, headers=headers, timeout=30)
+        current.raise_for_status()
+        if any(current.json().get(key) != value for key, value in REALM_LOCALES.items()):
+            httpx.put(realm, json=REALM_LOCALES, headers=headers, timeout=30).raise_for_status()
 
     def healthy(self) -> bool:
         try:
