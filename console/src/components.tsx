@@ -269,3 +269,48 @@ export function ActionButton({
 export function newest<T extends { created_at: string }>(items: T[]): T[] {
   return [...items].sort((a, b) => b.created_at.localeCompare(a.created_at));
 }
+
+/** A form in a card: `onSubmit` gets its fields; while it runs the button is disabled, and what it
+ * throws (a problem+json answer) is shown under it. */
+export function FormCard({
+  testId,
+  submitLabel,
+  submitTestId,
+  onSubmit,
+  children,
+  extraError,
+}: {
+  testId: string;
+  submitLabel: string;
+  submitTestId?: string;
+  onSubmit: (form: FormData) => Promise<void>;
+  children: ReactNode;
+  extraError?: unknown;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <form
+      className="card form"
+      data-testid={testId}
+      onSubmit={async (event) => {
+        event.preventDefault();
+        setBusy(true);
+        setError(null);
+        try {
+          await onSubmit(new FormData(event.currentTarget));
+        } catch (caught) {
+          setError(caught);
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      {children}
+      <button type="submit" className="primary" disabled={busy} data-testid={submitTestId}>
+        {submitLabel}
+      </button>
+      <ErrorBox error={error ?? extraError} />
+    </form>
+  );
+}

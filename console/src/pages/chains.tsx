@@ -7,6 +7,7 @@ import {
   ActionButton,
   Badge,
   ErrorBox,
+  FormCard,
   LineChart,
   Link,
   Loading,
@@ -17,7 +18,7 @@ import {
   when,
 } from "../components";
 import { useT } from "../i18n";
-import type { Dataset, Version } from "./datasets";
+import { Choice, DatasetVersionPicker, usePickLists } from "../pickers";
 import { JobProgress, type Job, type Metrics } from "./jobs";
 
 interface ChainSummary {
@@ -95,94 +96,49 @@ export function ChainTable({ items }: { items: ChainSummary[] }) {
   );
 }
 
-interface Named {
-  id: string;
-  name: string;
-}
-
 export function NewChainPage({ go }: { go: (to: string) => void }) {
   const t = useT();
-  const datasets = useLoad(() => api<Dataset[]>("dataset", "/datasets"), []);
-  const baseModels = useLoad(() => api<(Named & { version: string })[]>("registry", "/base-models"), []);
-  const projects = useLoad(() => api<Named[]>("registry", "/model-projects"), []);
-  const schedulerProjects = useLoad(() => api<Named[]>("scheduler", "/projects"), []);
-  const [datasetId, setDatasetId] = useState("");
-  const versions = useLoad(
-    () => (datasetId ? api<Version[]>("dataset", `/datasets/${datasetId}/versions`) : Promise.resolve([])),
-    [datasetId],
-  );
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const published = (versions.data ?? []).filter((v) => v.state === "published");
+  const { baseModels, projects, schedulerProjects } = usePickLists();
   return (
     <section>
       <h1>{t("chains.new")}</h1>
-      <form
-        className="card form"
-        data-testid="chain-form"
-        onSubmit={async (event) => {
-          event.preventDefault();
-          const form = new FormData(event.currentTarget);
+      <FormCard
+        testId="chain-form"
+        submitLabel={t("chains.start")}
+        submitTestId="start-chain"
+        extraError={baseModels.error ?? projects.error ?? schedulerProjects.error}
+        onSubmit={async (form) => {
           const text = (name: string) => String(form.get(name) ?? "");
-          setBusy(true);
-          setError(null);
-          try {
-            const started = await api<ChainView>("training", "/chains", {
-              body: {
-                dataset_id: text("dataset_id"),
-                dataset_version_id: text("dataset_version_id"),
-                base_model_id: text("base_model_id"),
-                model_project_id: text("model_project_id"),
-                scheduler_project_id: text("scheduler_project_id"),
-                model_name: text("model_name"),
-                training: {
-                  max_steps: Number(text("max_steps")),
-                  learning_rate: Number(text("learning_rate")),
-                  batch_size: 16,
-                  lora_rank: 4,
-                  lora_alpha: 8,
-                  checkpoint_every_steps: 10,
-                },
-                gate: { perplexity: { max: Number(text("max_perplexity")) } },
-                eval_max_records: 8,
-                eval_max_new_tokens: 8,
-                card: {
-                  description: text("description"),
-                  intended_use: text("intended_use"),
-                  limitations: text("limitations"),
-                },
+          const started = await api<ChainView>("training", "/chains", {
+            body: {
+              dataset_id: text("dataset_id"),
+              dataset_version_id: text("dataset_version_id"),
+              base_model_id: text("base_model_id"),
+              model_project_id: text("model_project_id"),
+              scheduler_project_id: text("scheduler_project_id"),
+              model_name: text("model_name"),
+              training: {
+                max_steps: Number(text("max_steps")),
+                learning_rate: Number(text("learning_rate")),
+                batch_size: 16,
+                lora_rank: 4,
+                lora_alpha: 8,
+                checkpoint_every_steps: 10,
               },
-            });
-            go(`/chains/${started.chain_id}`);
-          } catch (caught) {
-            setError(caught);
-          } finally {
-            setBusy(false);
-          }
+              gate: { perplexity: { max: Number(text("max_perplexity")) } },
+              eval_max_records: 8,
+              eval_max_new_tokens: 8,
+              card: {
+                description: text("description"),
+                intended_use: text("intended_use"),
+                limitations: text("limitations"),
+              },
+            },
+          });
+          go(`/chains/${started.chain_id}`);
         }}
       >
-        <label>
-          {t("chains.dataset")}
-          <select name="dataset_id" required value={datasetId} onChange={(e) => setDatasetId(e.target.value)}>
-            <option value="" />
-            {(datasets.data ?? []).map((d) => (
-              <option key={d.id} value={d.id}>
-                {d.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          {t("chains.datasetVersion")}
-          <select name="dataset_version_id" required>
-            {published.length > 0 && <option value="latest">latest</option>}
-            {published.map((v) => (
-              <option key={v.id} value={v.id}>
-                v{v.number}
-              </option>
-            ))}
-          </select>
-        </label>
+        <DatasetVersionPicker datasetField="dataset_id" versionField="dataset_version_id" latest />
         <Choice name="base_model_id" label={t("chains.baseModel")} items={baseModels.data} />
         <Choice name="model_project_id" label={t("chains.modelProject")} items={projects.data} />
         <Choice name="scheduler_project_id" label={t("chains.schedulerProject")} items={schedulerProjects.data} />
@@ -203,28 +159,8 @@ export function NewChainPage({ go }: { go: (to: string) => void }) {
         </label>
         <input type="hidden" name="intended_use" value="Evaluation and internal use." />
         <input type="hidden" name="limitations" value="Trained on a small dataset; verify before production use." />
-        <button type="submit" className="primary" disabled={busy} data-testid="start-chain">
-          {t("chains.start")}
-        </button>
-        <ErrorBox error={error ?? datasets.error ?? baseModels.error ?? projects.error ?? schedulerProjects.error} />
-      </form>
+      </FormCard>
     </section>
-  );
-}
-
-function Choice({ name, label, items }: { name: string; label: string; items: (Named & { version?: string })[] | null }) {
-  return (
-    <label>
-      {label}
-      <select name={name} required>
-        {(items ?? []).map((item) => (
-          <option key={item.id} value={item.id}>
-            {item.name}
-            {item.version ? `:${item.version}` : ""}
-          </option>
-        ))}
-      </select>
-    </label>
   );
 }
 

@@ -6,6 +6,7 @@ import {
   ActionButton,
   Badge,
   ErrorBox,
+  FormCard,
   Link,
   Loading,
   ProgressBar,
@@ -81,29 +82,22 @@ export function DatasetsPage({ go }: { go: (to: string) => void }) {
 
 function CreateDataset({ onCreated }: { onCreated: (id: string) => void }) {
   const t = useT();
-  const [error, setError] = useState<unknown>(null);
   return (
-    <form
-      className="card form"
-      data-testid="create-dataset"
-      onSubmit={async (event) => {
-        event.preventDefault();
-        const form = new FormData(event.currentTarget);
-        try {
-          const created = await api<Dataset>("dataset", "/datasets", {
-            body: {
-              name: form.get("name"),
-              description: form.get("description"),
-              modality: form.get("modality"),
-              secrecy: form.get("secrecy"),
-              licence: form.get("licence"),
-              source: "upload",
-            },
-          });
-          onCreated(created.id);
-        } catch (caught) {
-          setError(caught);
-        }
+    <FormCard
+      testId="create-dataset"
+      submitLabel={t("common.create")}
+      onSubmit={async (form) => {
+        const created = await api<Dataset>("dataset", "/datasets", {
+          body: {
+            name: form.get("name"),
+            description: form.get("description"),
+            modality: form.get("modality"),
+            secrecy: form.get("secrecy"),
+            licence: form.get("licence"),
+            source: "upload",
+          },
+        });
+        onCreated(created.id);
       }}
     >
       <label>
@@ -131,11 +125,7 @@ function CreateDataset({ onCreated }: { onCreated: (id: string) => void }) {
       <label>
         {t("datasets.licence")} <input name="licence" defaultValue="proprietary" required />
       </label>
-      <button type="submit" className="primary">
-        {t("common.create")}
-      </button>
-      <ErrorBox error={error} />
-    </form>
+    </FormCard>
   );
 }
 

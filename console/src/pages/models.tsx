@@ -3,7 +3,7 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { ActionButton, Badge, ErrorBox, Link, Loading, Table, newest, useAccess, useLoad, when } from "../components";
+import { ActionButton, Badge, FormCard, Link, Loading, Table, newest, useAccess, useLoad, when } from "../components";
 import { useT } from "../i18n";
 
 interface Project {
@@ -78,7 +78,6 @@ export function ModelsPage({ go }: { go: (to: string) => void }) {
   const projects = useLoad(() => api<Project[]>("registry", "/model-projects"), []);
   const baseModels = useLoad(() => api<BaseModel[]>("registry", "/base-models"), []);
   const [creating, setCreating] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   return (
     <section>
       <header className="page-head">
@@ -90,25 +89,19 @@ export function ModelsPage({ go }: { go: (to: string) => void }) {
         )}
       </header>
       {creating && (
-        <form
-          className="card form"
-          data-testid="create-model-project"
-          onSubmit={async (event) => {
-            event.preventDefault();
-            const form = new FormData(event.currentTarget);
-            try {
-              const created = await api<Project>("registry", "/model-projects", {
-                body: {
-                  name: form.get("name"),
-                  desc: form.get("desc"),
-                  train_framework: "pytorch",
-                  inference_framework: "transformers",
-                },
-              });
-              go(`/models/${created.id}`);
-            } catch (caught) {
-              setError(caught);
-            }
+        <FormCard
+          testId="create-model-project"
+          submitLabel={t("common.create")}
+          onSubmit={async (form) => {
+            const created = await api<Project>("registry", "/model-projects", {
+              body: {
+                name: form.get("name"),
+                desc: form.get("desc"),
+                train_framework: "pytorch",
+                inference_framework: "transformers",
+              },
+            });
+            go(`/models/${created.id}`);
           }}
         >
           <label>
@@ -117,11 +110,7 @@ export function ModelsPage({ go }: { go: (to: string) => void }) {
           <label>
             {t("common.description")} <input name="desc" />
           </label>
-          <button type="submit" className="primary">
-            {t("common.create")}
-          </button>
-          <ErrorBox error={error} />
-        </form>
+        </FormCard>
       )}
       <Loading loaded={projects}>
         {(items) => (

@@ -2,16 +2,10 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { ErrorBox, useLoad } from "../components";
+import { ErrorBox, FormCard } from "../components";
 import { useT } from "../i18n";
-import type { Dataset, Version } from "./datasets";
+import { Choice, DatasetVersionPicker, usePickLists } from "../pickers";
 import type { Job } from "./jobs";
-
-interface Named {
-  id: string;
-  name: string;
-  version?: string;
-}
 
 /** Built-in starting points; the form can change every value before it is sent. */
 export const TEMPLATES: Record<string, { steps: number; learningRate: number; schedule: string; rank: number; batch: number }> = {
@@ -34,24 +28,11 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
   const [template, setTemplate] = useState("lora-sft-quick");
   const [config, setConfig] = useState("");
   const [error, setError] = useState<unknown>(null);
-  const datasets = useLoad(() => api<Dataset[]>("dataset", "/datasets"), []);
-  const baseModels = useLoad(() => api<Named[]>("registry", "/base-models"), []);
-  const projects = useLoad(() => api<Named[]>("registry", "/model-projects"), []);
-  const schedulerProjects = useLoad(() => api<Named[]>("scheduler", "/projects"), []);
-  const [datasetId, setDatasetId] = useState("");
-  const versions = useLoad(
-    () => (datasetId ? api<Version[]>("dataset", `/datasets/${datasetId}/versions`) : Promise.resolve([])),
-    [datasetId],
-  );
+  const { baseModels, projects, schedulerProjects } = usePickLists();
   const preset = TEMPLATES[template] ?? TEMPLATES["lora-sft-quick"]!;
   const submit = async (body: unknown) => {
-    setError(null);
-    try {
-      const job = await api<Job>("training", "/training-jobs", { body });
-      go(`/jobs/${job.id}`);
-    } catch (caught) {
-      setError(caught);
-    }
+    const job = await api<Job>("training", "/training-jobs", { body });
+    go(`/jobs/${job.id}`);
   };
   return (
     <section>
@@ -66,16 +47,16 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
         </label>
       </header>
       {mode === "form" ? (
-        <form
+        <FormCard
           key={template}
-          className="card form"
-          data-testid="job-form"
-          onSubmit={(event) => {
-            event.preventDefault();
-            const form = new FormData(event.currentTarget);
+          testId="job-form"
+          submitLabel={t("jobs.submit")}
+          submitTestId="submit-job"
+          extraError={baseModels.error ?? projects.error}
+          onSubmit={async (form) => {
             const text = (name: string) => String(form.get(name) ?? "");
             const number = (name: string) => Number(text(name));
-            void submit({
+            await submit({
               name: text("name"),
               project_id: text("project_id"),
               base_model: { id: text("base_model_id") },
@@ -107,31 +88,9 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
           <label>
             {t("common.name")} <input name="name" required />
           </label>
-          <Select name="project_id" label={t("chains.modelProject")} items={projects.data} />
-          <Select name="base_model_id" label={t("chains.baseModel")} items={baseModels.data} />
-          <label>
-            {t("chains.dataset")}
-            <select name="dataset_id" required value={datasetId} onChange={(e) => setDatasetId(e.target.value)}>
-              <option value="" />
-              {(datasets.data ?? []).map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.name}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            {t("chains.datasetVersion")}
-            <select name="version_id" required>
-              {(versions.data ?? [])
-                .filter((v) => v.state === "published")
-                .map((v) => (
-                  <option key={v.id} value={v.id}>
-                    v{v.number}
-                  </option>
-                ))}
-            </select>
-          </label>
+          <Choice name="project_id" label={t("chains.modelProject")} items={projects.data} />
+          <Choice name="base_model_id" label={t("chains.baseModel")} items={baseModels.data} />
+          <DatasetVersionPicker datasetField="dataset_id" versionField="version_id" />
           <label>
             {t("jobs.trainFile")} <input name="train_file" defaultValue="train.jsonl" required />
           </label>
@@ -169,10 +128,7 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
               ))}
             </select>
           </label>
-          <button type="submit" className="primary" data-testid="submit-job">
-            {t("jobs.submit")}
-          </button>
-        </form>
+        </FormCard>
       ) : (
         <div className="card">
           <p className="muted">{t("jobs.fileHint")}</p>
@@ -197,9 +153,10 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
             className="primary"
             data-testid="submit-config"
             disabled={!config.trim()}
-            onClick={() => {
+            onClick={async () => {
+              setError(null);
               try {
-                void submit(JSON.parse(config));
+                await submit(JSON.parse(config));
               } catch (caught) {
                 setError(caught);
               }
@@ -209,23 +166,7 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
           </button>
         </div>
       )}
-      <ErrorBox error={error ?? datasets.error ?? baseModels.error ?? projects.error} />
+      <ErrorBox error={error} />
     </section>
-  );
-}
-
-function Select({ name, label, items }: { name: string; label: string; items: Named[] | null }) {
-  return (
-    <label>
-      {label}
-      <select name={name} required>
-        {(items ?? []).map((item) => (
-          <option key={item.id} value={item.id}>
-            {item.name}
-            {item.version ? `:${item.version}` : ""}
-          </option>
-        ))}
-      </select>
-    </label>
   );
 }
