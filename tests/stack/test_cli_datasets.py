@@ -102,7 +102,7 @@ def test_a_user_cleans_a_version_with_a_pipeline_from_the_cli(
     refused = _forge(
         "datasets", "process", dataset_id, "latest", "--pipeline", str(bad), "--project", project_id, env=env
     )  # fmt: skip
-    assert refused.returncode == 1 and "shuffle" in refused.stdout + refused.stderr
+    assert refused.returncode == 3 and "shuffle" in refused.stderr  # 3: Forge refused it (422)
 
 
 def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(
@@ -163,9 +163,9 @@ def test_a_user_uploads_versions_then_splits_and_diffs_them_from_the_cli(
     preview = _forge("datasets", "preview", dataset_id, v1_id, "--limit", "2", env=env)
     assert [json.loads(line)["id"] for line in preview.stdout.splitlines()] == [0, 1]
     refused = _forge("datasets", "split", dataset_id, "golden", "--folds", "2", env=env)
-    assert refused.returncode == 1 and "version 'golden'" in refused.stdout
+    assert refused.returncode == 3 and "404" in refused.stderr and "version 'golden'" in refused.stderr
     loopback = _forge("datasets", "import", dataset_id, "http://127.0.0.1:9/x.jsonl", env=env)
-    assert loopback.returncode == 1 and "422" in loopback.stdout and "not a public address" in loopback.stdout
+    assert loopback.returncode == 3 and "422" in loopback.stderr and "not a public address" in loopback.stderr
 
 
 @pytest.fixture
@@ -244,7 +244,7 @@ def test_a_user_registers_an_s3_connection_and_imports_from_it_from_the_cli(
         *s3_options,
         env={**env, "FORGE_CONNECTION_SECRET": "nope"},
     )
-    assert wrong.returncode == 1 and "422" in wrong.stdout, wrong.stdout + wrong.stderr
+    assert wrong.returncode == 3 and "422" in wrong.stderr, wrong.stdout + wrong.stderr
     added = _forge(
         "datasets", "connections", "add", name, *s3_options, env={**env, "FORGE_CONNECTION_SECRET": secret}
     )
@@ -266,11 +266,11 @@ def test_a_user_registers_an_s3_connection_and_imports_from_it_from_the_cli(
     two_sources = _forge(
         "datasets", "import", dataset_id, "--s3", name, "https://example.org/a.jsonl", env=env
     )
-    assert two_sources.returncode == 1 and "name one source" in two_sources.stdout
+    assert two_sources.returncode == 2 and "name one source" in two_sources.stderr  # a usage error
     removed = _forge("datasets", "connections", "rm", name, env=env)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     gone = _forge("datasets", "import", dataset_id, "--s3", name, env=env)
-    assert gone.returncode == 1 and f"connection {name!r} does not exist" in gone.stdout
+    assert gone.returncode == 3 and f"connection {name!r} does not exist" in gone.stderr
 
 
 def test_a_user_uploads_media_and_an_archive_expanded_then_shares_the_dataset_from_the_cli(

@@ -11,10 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
-from forge_sdk import ApiError, Datasets, Forge, Service, TaskFailed
-from rich.console import Console
+from forge_sdk import ApiError, Datasets, Service
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -25,41 +23,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from forge_cli.userapi import (
+    CliError,
+    JsonOption,
+    TenantOption,
+    console,
+    print_json,
+    read_document,
+    run,
+    service,
+)
+
 app = typer.Typer(
     help="Datasets: versions, uploads, previews, statistics, splits, diffs and sharing.", no_args_is_help=True
 )
-console = Console()
-TenantOption = typer.Option(
-    None, "--tenant", envvar="FORGE_TENANT", help="Act in this tenant (if in several)."
-)
-JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 UrlsArgument = typer.Argument(None, help="http(s) URLs of files (each named by the URL's last part).")
 FilesArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Files of any kind.")
 
 
-class CliError(RuntimeError):
-    """What went wrong, for the user."""
-
-
 def _api(tenant: str | None) -> Service:
     """The dataset service as the signed-in user (`forge login`), acting in `tenant`."""
-    return Forge.signed_in(tenant).service("dataset")
-
-
-def _run(command: Any) -> Any:
-    """Run `command()`, turning API errors into a red line and exit code 1."""
-    try:
-        return command()
-    except (CliError, ApiError, TaskFailed) as error:
-        console.print(f"[red]{error}[/]", highlight=False)
-        raise typer.Exit(1) from error
-    except httpx.HTTPError as error:
-        console.print(f"[red]cannot reach Forge: {error}[/]", highlight=False)
-        raise typer.Exit(1) from error
-
-
-def _print(data: Any) -> None:
-    console.print_json(json.dumps(data))
+    return service(tenant, "dataset")
 
 
 def _follow(api: Service, dataset_id: str, task: dict[str, Any], what: str) -> Any:
@@ -92,7 +76,7 @@ def list_datasets(tenant: str = TenantOption, json_output: bool = JsonOption) ->
         api = _api(tenant)
         found = api.get("/datasets")
         if json_output:
-            _print(found)
+            print_json(found)
             return
         table = Table("id", "name", "modality", "secrecy", "versions")
         for item in found:
@@ -101,7 +85,7 @@ def list_datasets(tenant: str = TenantOption, json_output: bool = JsonOption) ->
             )
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 @app.command("create")
@@ -128,7 +112,7 @@ def create(
         created = api.post("/datasets", json=body)
         console.print(created["id"])
 
-    _run(command)
+    run(command)
 
 
 @app.command("upload")
@@ -177,7 +161,7 @@ def upload(
             version = api.get(f"/datasets/{dataset_id}/versions/{version['id']}")
         _print_version(version)
 
-    _run(command)
+    run(command)
 
 
 def _is_archive(path: Path) -> bool:
@@ -198,7 +182,7 @@ def _connection_id(api: Service, ref: str) -> str:
     for found in api.get("/connections"):
         if ref in (found["id"], found["name"]):
             return str(found["id"])
-    raise CliError(f"connection {ref!r} does not exist (`forge datasets connections list`)")
+    raise ApiError(404, f"connection {ref!r} does not exist (`forge datasets connections list`)", "Not found")
 
 
 def _source(
@@ -269,7 +253,7 @@ def import_data(
         version = api.get(f"/datasets/{dataset_id}/versions/{done['output_version_id']}")
         _print_version(version)
 
-    _run(command)
+    run(command)
 
 
 @app.command("versions")
@@ -280,7 +264,7 @@ def versions(dataset_id: str, tenant: str = TenantOption, json_output: bool = Js
         api = _api(tenant)
         found = api.get(f"/datasets/{dataset_id}/versions")
         if json_output:
-            _print(found)
+            print_json(found)
             return
         table = Table("number", "id", "state", "records", "bytes", "operation")
         for v in found:
@@ -294,7 +278,7 @@ def versions(dataset_id: str, tenant: str = TenantOption, json_output: bool = Js
             )
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 @app.command("preview")
@@ -315,7 +299,7 @@ def preview(
         if shown.get("note"):
             console.print(f"[dim]{shown['note']}[/]")
 
-    _run(command)
+    run(command)
 
 
 @app.command("stats")
@@ -332,7 +316,7 @@ def stats(
         version_id = Datasets(api).version_id(dataset_id, version)
         found = api.get(f"/datasets/{dataset_id}/versions/{version_id}/stats")
         if json_output:
-            _print(found)
+            print_json(found)
             return
         console.print(
             f"{found['records']} records, {found['size_bytes']} bytes in {found['file_count']} file(s)"
@@ -349,7 +333,7 @@ def stats(
             )
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 @app.command("split")
@@ -383,7 +367,7 @@ def split(
         parts = ", ".join(f"{name} {count}" for name, count in output["splits"].items())
         console.print(f"version {output['number']} [bold]{output['id']}[/]: {parts}", highlight=False)
 
-    _run(command)
+    run(command)
 
 
 @app.command("convert")
@@ -410,11 +394,14 @@ def convert(
             if file["name"] in written:
                 console.print(f"  {file['name']}  {file['record_count']} records, {file['size_bytes']} bytes")
 
-    _run(command)
+    run(command)
 
 
 PipelineOption = typer.Option(
-    ..., exists=True, dir_okay=False, help='A JSON file: {"ops": [{"op": "strip_html"}, ...], "seed": 0}.'
+    ...,
+    exists=True,
+    dir_okay=False,
+    help='A JSON (or YAML) file: {"ops": [{"op": "strip_html"}, ...], "seed": 0}.',
 )
 
 
@@ -431,12 +418,7 @@ def process(
     prints the output version and what each operator dropped and changed."""
 
     def command() -> None:
-        try:
-            declared = json.loads(pipeline.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise CliError(f"{pipeline}: not a JSON pipeline ({error})") from None
-        if not isinstance(declared, dict):
-            raise CliError(f'{pipeline}: a pipeline is a JSON object, {{"ops": [...]}}')
+        declared = read_document(pipeline)
         api = _api(tenant)
         version_id = Datasets(api).version_id(dataset_id, version)
         body = {**declared, "project_id": project, "resources": {"cpu_cores": cpus}}
@@ -455,7 +437,7 @@ def process(
             table.add_row(str(op["position"]), op["op"], str(op["dropped"]), str(op["changed"]), reason)
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 @app.command("diff")
@@ -488,7 +470,7 @@ def diff(
             )
             changes[change] = page["records"]
         if json_output:
-            _print({**view, "changes": changes})
+            print_json({**view, "changes": changes})
             return
         summary = view["summary"]
         console.print(
@@ -504,7 +486,7 @@ def diff(
                     f"{change}: {json.dumps(record, ensure_ascii=False)}", highlight=False, soft_wrap=True
                 )
 
-    _run(command)
+    run(command)
 
 
 @app.command("share")
@@ -526,7 +508,7 @@ def share(
         created = api.post(f"/datasets/{dataset_id}/grants", json=body)
         console.print(created["id"])
 
-    _run(command)
+    run(command)
 
 
 @app.command("grants")
@@ -542,7 +524,7 @@ def grants(
         api = _api(tenant)
         found = api.get(f"/datasets/{dataset_id}/grants", params={"revoked": revoked})
         if json_output:
-            _print(found)
+            print_json(found)
             return
         table = Table("id", "tenant", "version", "access", "granted by", "revoked")
         for g in found:
@@ -556,7 +538,7 @@ def grants(
             )
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 @app.command("revoke")
@@ -574,7 +556,7 @@ def revoke(
         api.delete(f"/datasets/{dataset_id}/grants/{grant_id}", json=body)
         console.print(f"grant {grant_id} revoked")
 
-    _run(command)
+    run(command)
 
 
 @app.command("shared")
@@ -585,7 +567,7 @@ def shared(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
         api = _api(tenant)
         found = api.get("/shared-datasets")
         if json_output:
-            _print(found)
+            print_json(found)
             return
         table = Table("id", "name", "owner", "secrecy", "versions", "access")
         for item in found:
@@ -600,7 +582,7 @@ def shared(tenant: str = TenantOption, json_output: bool = JsonOption) -> None:
             )
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 connections_app = typer.Typer(
@@ -655,7 +637,7 @@ def add_connection(
         created = api.post("/connections", json=body)
         console.print(created["id"])
 
-    _run(command)
+    run(command)
 
 
 @connections_app.command("list")
@@ -666,7 +648,7 @@ def list_connections(tenant: str = TenantOption, json_output: bool = JsonOption)
         api = _api(tenant)
         found = api.get("/connections")
         if json_output:
-            _print(found)
+            print_json(found)
             return
         table = Table("id", "name", "kind", "where", "user / key", "secret", "verified")
         for c in found:
@@ -686,7 +668,7 @@ def list_connections(tenant: str = TenantOption, json_output: bool = JsonOption)
             )
         console.print(table)
 
-    _run(command)
+    run(command)
 
 
 @connections_app.command("rm")
@@ -699,4 +681,4 @@ def remove_connection(connection: str, tenant: str = TenantOption) -> None:
         api.delete(f"/connections/{found}")
         console.print(f"connection {connection} removed")
 
-    _run(command)
+    run(command)

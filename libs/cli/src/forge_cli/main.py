@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from forge_cli import datasets, hdfs, tools
+from forge_cli import chains, datasets, hdfs, jobs, models, tools
 from forge_cli.console import ensure_console
 from forge_cli.demo import (
     DemoError,
@@ -35,6 +35,9 @@ stack_app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(models.app, name="models")
+app.add_typer(chains.app, name="chains")
 console = Console()
 
 

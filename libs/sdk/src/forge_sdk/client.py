@@ -12,11 +12,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from forge_sdk import auth
+
+if TYPE_CHECKING:
+    from forge_sdk.chains import Chains
+    from forge_sdk.datasets import Datasets
+    from forge_sdk.jobs import Jobs
+    from forge_sdk.models import Models
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
@@ -31,6 +37,13 @@ class ApiError(RuntimeError):
         super().__init__(f"{status}: {detail}")
         self.status, self.detail, self.title = status, detail, title
         self.problem = dict(problem or {})
+
+
+class NotSignedIn(ApiError):
+    """There is no saved session (`forge login` first), or it can no longer be renewed."""
+
+    def __init__(self, detail: str = "not signed in: `forge login`") -> None:
+        super().__init__(401, detail, "Not signed in")
 
 
 def _local_stack() -> dict[str, str]:
@@ -140,7 +153,7 @@ class Forge:
         """The session `forge login` saved (renewed as it nears expiry), acting in `tenant`."""
         tokens = auth.load()
         if tokens is None:
-            raise ApiError(401, "not signed in: `forge login`")
+            raise NotSignedIn()
         local = _local_stack()
         services = {
             k[6:-4].lower(): v for k, v in local.items() if k.startswith("FORGE_") and k.endswith("_URL")
@@ -168,14 +181,35 @@ class Forge:
         return Service(self._clients[name], self.headers, retries=self.retries)
 
     @property
-    def datasets(self) -> Any:
+    def datasets(self) -> Datasets:
         from forge_sdk.datasets import Datasets
 
         return Datasets(self.service("dataset"))
+
+    @property
+    def jobs(self) -> Jobs:
+        """Training jobs (the training service's `/training-jobs`)."""
+        from forge_sdk.jobs import Jobs
+
+        return Jobs(self.service("training"))
+
+    @property
+    def models(self) -> Models:
+        """Model projects, versions and the base-model hub (the registry)."""
+        from forge_sdk.models import Models
+
+        return Models(self.service("registry"))
+
+    @property
+    def chains(self) -> Chains:
+        """Model chains, dataset version to delivered bundle (the training service's `/chains`)."""
+        from forge_sdk.chains import Chains
+
+        return Chains(self.service("training"))
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
 
 
-__all__ = ["ApiError", "Forge", "Service"]
+__all__ = ["ApiError", "Forge", "NotSignedIn", "Service"]
