@@ -3,7 +3,7 @@ import { useEffect, useMemo, useState, type ReactNode } from "react";
 
 import { api, setTenant } from "./api";
 import { signIn, signOut, type Session } from "./auth";
-import { AccessContext, ErrorBox, Loading, useLoad, type Access, type Profile } from "./components";
+import { AccessContext, ErrorBox, Loading, useAccess, useLoad, type Access, type Profile } from "./components";
 import type { Config } from "./config";
 import { LocaleContext, saveLocale, savedLocale, defaultLocale, translate, useT, type Key, type Locale } from "./i18n";
 import { ChainPage, ChainTable, ChainsPage, NewChainPage } from "./pages/chains";
@@ -68,10 +68,38 @@ function route(path: string): ReactNode {
 
 function Overview() {
   const t = useT();
+  const { can } = useAccess();
   const chains = useLoad(() => api<{ items: Parameters<typeof ChainTable>[0]["items"] }>("training", "/chains", { query: { limit: 5 } }), [], 5000);
+  const counts = useLoad(async () => {
+    const count = async (allowed: boolean, load: () => Promise<unknown[] | { items: unknown[] }>) => {
+      if (!allowed) return null;
+      const found = await load();
+      return Array.isArray(found) ? found.length : found.items.length;
+    };
+    return Promise.all([
+      count(can("dataset.read"), () => api<unknown[]>("dataset", "/datasets")),
+      count(can("training.read"), () => api<{ items: unknown[] }>("training", "/training-jobs", { query: { limit: 500 } })),
+      count(can("registry.read"), () => api<unknown[]>("registry", "/model-projects")),
+    ]);
+  }, []);
+  const tiles: [Key, string, number | null | undefined][] = [
+    ["overview.datasets", "/datasets", counts.data?.[0]],
+    ["overview.jobs", "/jobs", counts.data?.[1]],
+    ["overview.models", "/models", counts.data?.[2]],
+  ];
   return (
     <section>
       <h1>{t("nav.overview")}</h1>
+      <div className="tiles" data-testid="overview">
+        {tiles
+          .filter(([, , value]) => value !== null)
+          .map(([key, to, value]) => (
+            <a key={key} href={`#${to}`}>
+              <strong>{value ?? "…"}</strong>
+              {t(key)}
+            </a>
+          ))}
+      </div>
       <h2>{t("overview.recentChains")}</h2>
       <Loading loaded={chains}>{(page) => <ChainTable items={page.items} />}</Loading>
     </section>

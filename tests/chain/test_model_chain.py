@@ -269,6 +269,7 @@ async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allo
     assert summary["workflow_id"] == view["workflow_id"]
     assert (summary["model_name"], summary["started_by"]) == (body["model_name"], "alice")
     assert summary["model_project_id"] == platform.setup.model_project_id
+    assert (view["model_name"], view["dataset_id"]) == (body["model_name"], platform.setup.dataset_id)
     first = (await training.get("/chains?limit=1", headers=TENANT)).json()
     assert len(first["items"]) == 1
     assert first["next_offset"] == 1 or first["items"][0]["chain_id"] == chain_id

@@ -49,6 +49,8 @@ async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a
     await page.get_by_test_id("publish").click()
     await expect(panel).to_contain_text("published")
     await expect(panel.locator("pre.preview")).to_contain_text("instruction")  # the records' preview
+    stats = panel.get_by_test_id("stats")  # coverage and types of each field
+    await expect(stats.get_by_role("row").filter(has_text="instruction")).to_contain_text("string")
     await page.screenshot(path=str(shots / "dataset.png"), full_page=True)
 
     # A model project, then the chain from the form.
@@ -114,9 +116,7 @@ async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a
     await expect(page.get_by_test_id("bundle-uri")).to_contain_text("s3://")
     await page.screenshot(path=str(shots / "chain-delivered.png"), full_page=True)
 
-    await page.goto(f"{console.url}#/models")
-    await page.get_by_role("link", name=f"support-{suffix}").click()
-    await page.get_by_test_id("model-versions").get_by_role("link", name="v1").click()
+    await page.get_by_test_id("model-version-link").click()  # from the chain to what it registered
     audit = page.get_by_test_id("version-audit")
     await expect(audit).to_contain_text("reviewed by hand on the support set")
     await expect(audit).to_contain_text("demo")
@@ -126,11 +126,28 @@ async def test_a_user_takes_a_model_from_upload_to_delivery_in_the_browser_and_a
         await page.reload()
         await page.wait_for_timeout(1000)
     await expect(page.get_by_test_id("lineage")).to_contain_text("dataset_version")
+
+    await expect(page.get_by_test_id("lineage-graph")).to_contain_text("training_job")
     await page.screenshot(path=str(shots / "model-version.png"), full_page=True)
 
-    for name, path in (("chains", "#/chains"), ("jobs", "#/jobs"), ("audit", "#/audit")):
+    # The audit trail has the viewer's refused approval, found by the actor.
+    await page.goto(f"{console.url}#/audit")
+    await page.get_by_test_id("audit-filter").get_by_label("Actor").fill(VIEWER)
+    await page.get_by_test_id("audit-filter").get_by_role("button").click()
+    trail = page.get_by_test_id("audit")
+    for _ in range(30):  # the directory reads the trail from Kafka
+        if "approve-release" in (await trail.inner_text() if await trail.count() else ""):
+            break
+        await page.get_by_test_id("audit-filter").get_by_role("button").click()
+        await page.wait_for_timeout(1000)
+    await expect(trail).to_contain_text("approve-release")
+    await expect(trail).to_contain_text("denied")
+    await expect(trail).not_to_contain_text("demo")
+    await page.screenshot(path=str(shots / "audit.png"), full_page=True)
+
+    for name, path in (("overview", "#/"), ("chains", "#/chains"), ("jobs", "#/jobs")):
         await page.goto(f"{console.url}{path}")
-        await page.wait_for_selector("main table, main .cards", timeout=30_000)
+        await page.wait_for_selector("main table", timeout=30_000)
         await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     await page.context.close()
 

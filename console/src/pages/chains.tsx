@@ -55,6 +55,9 @@ export interface ChainView {
   workflow_status: string;
   temporal_ui: string;
   status: ChainStatus | null;
+  model_name: string | null;
+  model_project_id: string | null;
+  dataset_id: string | null;
 }
 
 export function ChainsPage() {
@@ -197,9 +200,7 @@ export function ChainPage({ id }: { id: string }) {
           return (
             <>
               <header className="page-head">
-                <h1>
-                  {t("nav.chains")} {view.chain_id.slice(0, 13)}…
-                </h1>
+                <h1>{view.model_name ?? `${t("nav.chains")} ${view.chain_id.slice(0, 13)}…`}</h1>
                 <span data-testid="chain-stage">
                   <Badge state={status?.stage ?? view.workflow_status} />
                 </span>
@@ -275,6 +276,14 @@ export function ChainPage({ id }: { id: string }) {
               {status?.approved_by && (
                 <p>
                   {t("chains.approvedBy")}: <strong data-testid="approved-by">{status.approved_by}</strong>
+                </p>
+              )}
+              {status?.model_version_id && view.model_project_id && (
+                <p>
+                  {t("chains.modelVersion")}:{" "}
+                  <Link to={`/models/${view.model_project_id}/versions/${status.model_version_id}`} testId="model-version-link">
+                    {status.model_version_id}
+                  </Link>
                 </p>
               )}
               {status?.bundle_uri && (

@@ -275,3 +275,57 @@ export function TaskReport({ datasetId, task }: { datasetId: string; task: Task 
     </div>
   );
 }
+
+interface FieldStats {
+  present: number;
+  missing: number;
+  types: Record<string, number>;
+  distinct_values: number | null;
+  values?: { value: unknown; count: number; share: number }[];
+  length?: { min: number; max: number; mean: number };
+}
+
+/** A version's statistics: per field, coverage, types, lengths and the most common values as bars
+ * (the label distribution). */
+export function StatsPanel({ datasetId, versionId }: { datasetId: string; versionId: string }) {
+  const t = useT();
+  const stats = useLoad(
+    () =>
+      api<{ records: number; fields: Record<string, FieldStats> }>("dataset", `/datasets/${datasetId}/versions/${versionId}/stats`, {
+        query: { top: 8 },
+      }),
+    [datasetId, versionId],
+  );
+  return (
+    <div data-testid="stats">
+      <h4>{t("datasets.stats")}</h4>
+      <Loading loaded={stats}>
+        {(found) => (
+          <Table
+            head={[t("datasets.field"), t("datasets.coverage"), t("datasets.types"), t("datasets.values")]}
+            rows={Object.entries(found.fields).map(([name, field]) => [
+              <strong>{name}</strong>,
+              <ProgressBar value={(100 * field.present) / Math.max(1, found.records)} />,
+              Object.entries(field.types)
+                .map(([type, count]) => `${type} ${count}`)
+                .join(", ") + (field.length ? ` · len ${field.length.min}–${field.length.max}` : ""),
+              field.values ? (
+                <div className="bars">
+                  {field.values.map((v) => (
+                    <div key={JSON.stringify(v.value)} className="bar-row">
+                      <span className="bar-label">{String(v.value).slice(0, 40)}</span>
+                      <span className="bar" style={{ width: `${Math.max(2, v.share * 160)}px` }} />
+                      <span className="muted">{(v.share * 100).toFixed(1)}%</span>
+                    </div>
+                  ))}
+                </div>
+              ) : (
+                `${t("datasets.distinct")}: ${field.distinct_values ?? "> 100"}`
+              ),
+            ])}
+          />
+        )}
+      </Loading>
+    </div>
+  );
+}

@@ -19,7 +19,7 @@ import {
   when,
 } from "../components";
 import { useT } from "../i18n";
-import { DiffPanel, ImportPanel, MediaPreview, SharingPanel, TaskReport, type MediaLinks, type Task } from "./dataset_tools";
+import { DiffPanel, ImportPanel, MediaPreview, SharingPanel, StatsPanel, TaskReport, type MediaLinks, type Task } from "./dataset_tools";
 
 export interface Dataset {
   id: string;
@@ -300,6 +300,7 @@ function VersionPanel({ datasetId, versionId, onChange }: { datasetId: string; v
                     <h4>{t("datasets.preview")}</h4>
                     <MediaPreview media={p.media} />
                     <pre className="preview">{p.records.map((r) => JSON.stringify(r)).join("\n")}</pre>
+                    <StatsPanel datasetId={datasetId} versionId={versionId} />
                   </>
                 )}
               </Loading>

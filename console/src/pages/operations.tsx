@@ -3,7 +3,7 @@ import { useState } from "react";
 
 import { api } from "../api";
 import { ActionButton, Badge, Loading, ProgressBar, Table, bytes, useAccess, useLoad, when } from "../components";
-import { useT } from "../i18n";
+import { useT, type Key } from "../i18n";
 
 interface SchedulerProject {
   id: string;
@@ -149,13 +149,43 @@ interface AuditEntry {
 export function AuditPage() {
   const t = useT();
   const [before, setBefore] = useState<string | undefined>(undefined);
+  const [filters, setFilters] = useState<Record<string, string>>({});
+  const [draft, setDraft] = useState<Record<string, string>>({});
   const page = useLoad(
-    () => api<{ items: AuditEntry[]; next_before: string | null }>("scheduler", "/audit", { query: { limit: 100, before } }),
-    [before],
+    () =>
+      api<{ items: AuditEntry[]; next_before: string | null }>("scheduler", "/audit", {
+        query: { limit: 100, before, ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)) },
+      }),
+    [before, filters],
   );
+  const fields: [string, Key][] = [
+    ["actor", "audit.actor"],
+    ["action", "audit.action"],
+    ["resource_type", "audit.resource"],
+  ];
   return (
     <section>
       <h1>{t("nav.audit")}</h1>
+      <form
+        className="row"
+        data-testid="audit-filter"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setBefore(undefined);
+          setFilters(draft);
+        }}
+      >
+        {fields.map(([name, key]) => (
+          <input
+            key={name}
+            placeholder={t(key)}
+            aria-label={t(key)}
+            value={draft[name] ?? ""}
+            onChange={(e) => setDraft({ ...draft, [name]: e.target.value })}
+          />
+        ))}
+        <button type="submit">{t("audit.filter")}</button>
+      </form>
       <Loading loaded={page}>
         {(p) => (
           <>

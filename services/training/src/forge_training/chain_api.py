@@ -3,8 +3,9 @@ follow its stage, approve the release of a version whose evaluation failed, or c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, status
@@ -84,6 +85,10 @@ class ChainView(BaseModel):
     workflow_status: str
     temporal_ui: str
     status: chain.ChainStatus | None
+    model_name: str | None = None
+    started_by: str | None = None
+    dataset_id: str | None = None
+    model_project_id: str | None = None
 
 
 class ChainSummary(BaseModel):
@@ -103,6 +108,10 @@ class ChainSummary(BaseModel):
 
 MEMO = ("model_name", "started_by", "dataset_id", "model_project_id")
 """What a chain's workflow carries in its memo, for the list (chains started before it have none)."""
+
+
+def _memo(memo: Mapping[str, Any]) -> dict[str, str]:
+    return {key: memo[key] for key in MEMO if isinstance(memo.get(key), str)}
 
 
 class ChainList(BaseModel):
@@ -196,10 +205,9 @@ async def list_chains(
             continue
         if len(items) == limit:
             return ChainList(items=items, next_offset=offset + limit)
-        memo = await execution.memo()
         items.append(
             ChainSummary(
-                **{key: memo[key] for key in MEMO if isinstance(memo.get(key), str)},
+                **_memo(await execution.memo()),
                 chain_id=execution.id.removeprefix(prefix),
                 workflow_id=execution.id,
                 workflow_status=execution.status.name if execution.status else "UNKNOWN",
@@ -224,7 +232,8 @@ async def get_chain(chain_id: str, caller: CanTrainingRead, svc: Runtime) -> Cha
             raise NotFound(f"chain {chain_id!r} does not exist") from error
         raise
     state = described.status.name if described.status else "UNKNOWN"
-    return _view(svc, chain_id, workflow_id, state, current)
+    view = _view(svc, chain_id, workflow_id, state, current)
+    return view.model_copy(update=_memo(await described.memo()))
 
 
 @router.post("/{chain_id}/approve-release", status_code=status.HTTP_202_ACCEPTED)
