@@ -5,6 +5,7 @@ downloads the delivered bundle, checks every checksum and generates text with st
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -279,3 +280,28 @@ async def test_cancelling_a_chain_stops_its_training_run_and_gives_back_the_allo
         stack_settings,
         {"model-chain-cancelled": view["workflow_id"], "training-job-cancelled": f"training-job:{job_id}"},
     )
+
+
+async def test_one_idempotency_key_starts_one_chain_however_often_and_at_once_it_is_sent(
+    platform: Platform,
+) -> None:
+    training = platform.http["training"]
+    body = chain_body(platform.setup, {"perplexity": {"max": 1e9}}, max_steps=5000)
+    keyed = {**TENANT, "idempotency-key": f"retry-{uuid.uuid4().hex}"}
+    answers = await asyncio.gather(*(training.post("/chains", json=body, headers=keyed) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201], [a.text for a in answers]
+    assert len({a.json()["chain_id"] for a in answers}) == 1
+    chain_id = answers[0].json()["chain_id"]
+    again = await training.post("/chains", json=body, headers=keyed)  # a retry after the answer was lost
+    assert again.status_code == 200 and again.json()["chain_id"] == chain_id
+
+    other = await training.post("/chains", json={**body, "model_name": "another"}, headers=keyed)
+    assert other.status_code == 422 and "another request" in other.json()["detail"]
+    page = (await training.get("/chains?limit=200", headers=TENANT)).json()
+    assert [item["chain_id"] for item in page["items"]].count(chain_id) == 1
+    unkeyed = [await training.post("/chains", json=body, headers=TENANT) for _ in range(2)]
+    assert unkeyed[0].json()["chain_id"] != unkeyed[1].json()["chain_id"]  # without a key, two chains
+
+    for started in (chain_id, *(u.json()["chain_id"] for u in unkeyed)):
+        cancelled = await training.post(f"/chains/{started}/cancel", headers=TENANT)
+        assert cancelled.status_code in (202, 409), cancelled.text

@@ -1,5 +1,6 @@
 """The SDK's behaviour towards a service (pure: the service is an httpx mock transport, the SDK's own code
-under test): problems become ApiError, retries only where a request may be sent twice, pages followed,
+under test): problems become ApiError, retries only where a request may be sent twice (with one
+idempotency key), pages followed,
 versions named by alias, tasks followed to their end."""
 
 from __future__ import annotations
@@ -65,6 +66,23 @@ def test_reads_are_retried_on_unavailable_and_lost_connections_posts_only_when_i
     with pytest.raises(httpx.ConnectError):
         api.get("/datasets")
     assert len(seen) == 3
+
+
+def test_an_idempotent_post_repeats_one_idempotency_key_on_every_retry_and_a_new_one_per_call() -> None:
+    answers = iter([httpx.Response(503), httpx.Response(201, json={"id": 1}), httpx.Response(201, json={})])
+    api, seen = _service(lambda _: next(answers))
+    assert api.post("/chains", json={}, idempotent=True) == {"id": 1}
+    keys = [request.headers["idempotency-key"] for request in seen]
+    assert len(keys) == 2 and keys[0] == keys[1]  # the retry is the same request
+    api.post("/chains", json={}, idempotent=True)
+    assert seen[2].headers["idempotency-key"] != keys[0]  # another call is another request
+
+    api, seen = _service(lambda _: httpx.Response(201, json={}))
+    api.post("/chains", json={}, idempotency_key="mine")
+    api.post("/datasets", json={})
+    api.get("/datasets", idempotent=True)
+    assert seen[0].headers["idempotency-key"] == "mine"
+    assert "idempotency-key" not in seen[1].headers and "idempotency-key" not in seen[2].headers
 
 
 def test_pages_are_followed_by_next_offset_and_a_plain_list_is_one_page() -> None:

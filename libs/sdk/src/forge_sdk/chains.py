@@ -96,10 +96,14 @@ class Chains:
     def __init__(self, api: Service) -> None:
         self.api = api
 
-    def start(self, body: Mapping[str, Any]) -> Chain:
+    def start(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> Chain:
         """Start a chain: `body` is `POST /chains`'s (dataset and version, the hub's base model id, model and
-        scheduler projects, `training`, `gate`, `model_name`, `card`; docs/training.md). You are its actor."""
-        started: Chain = self.api.post("/chains", json=dict(body))
+        scheduler projects, `training`, `gate`, `model_name`, `card`; docs/training.md). You are its actor.
+        Retried on a lost connection with one `Idempotency-Key` (`idempotency_key`, else a new one), so a
+        retry never starts a second chain; pass your own key to make a repeat of the whole call safe too."""
+        started: Chain = self.api.post(
+            "/chains", json=dict(body), idempotent=True, idempotency_key=idempotency_key
+        )
         return started
 
     def get(self, chain_id: str) -> Chain:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,19 +68,25 @@ class Service:
         path: str,
         *,
         idempotent: bool | None = None,
+        idempotency_key: str | None = None,
         timeout: float | None = 120.0,
         **kwargs: Any,
     ) -> Any:
+        """`idempotent=True` on a POST: it is sent with an `Idempotency-Key` (`idempotency_key`, or a new
+        one for this call) that every retry repeats, so the service answers a retry with what the first
+        attempt made (routes that take the header: POST /chains, POST /delivery-orders; task-creating
+        POSTs of the dataset service answer an identical request with the same task anyway)."""
         again = method in SAFE_METHODS if idempotent is None else idempotent
         if kwargs.get("content") is not None and not isinstance(kwargs["content"], bytes | str):
             again = False  # a stream cannot be sent twice
+        headers = dict(self.headers)
+        if method == "POST" and (idempotent or idempotency_key is not None):
+            headers["idempotency-key"] = idempotency_key or str(uuid.uuid4())
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.http.request(
-                    method, path, headers=dict(self.headers), timeout=timeout, **kwargs
-                )
+                response = self.http.request(method, path, headers=headers, timeout=timeout, **kwargs)
             except httpx.TransportError:
                 if not again or attempt > self.retries:
                     raise

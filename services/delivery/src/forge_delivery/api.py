@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from forge_contracts.events.base import Id
 from forge_kit.auth import Principal, allow
+from forge_kit.idempotency import IdempotencyKey
 from forge_kit.policy import Action
 
 from forge_delivery import service
@@ -20,7 +21,6 @@ from forge_delivery.schemas import (
 
 CanDeliveryRead = Annotated[Principal, allow(Action.DELIVERY_READ)]
 CanDeliveryOrder = Annotated[Principal, allow(Action.DELIVERY_ORDER)]
-IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=200)]
 Delivery = Annotated[DeliveryRuntime, delivery_runtime]
 
 router = APIRouter(prefix="/delivery-orders", tags=["delivery orders"])

@@ -3,8 +3,6 @@ through the `delivery_order` machine with exactly one event in the outbox."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,6 +24,7 @@ from forge_contracts.events.delivery import (
 from forge_kit import outbox
 from forge_kit.db import Database
 from forge_kit.errors import BadRequest, Conflict, NotFound, Unprocessable
+from forge_kit.idempotency import request_fingerprint
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -91,12 +90,6 @@ async def _live_for_bundle(
     return (await session.exec(statement)).first()
 
 
-def request_hash(request: CreateDeliveryOrder) -> str:
-    """A fingerprint of what the order asks for (defaults filled in, key order irrelevant)."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _replay(existing: DeliveryOrder, fingerprint: str, key: str) -> DeliveryOrder:
     """The order an idempotency key made, for a repeat of its request; another request is a 422."""
     if existing.request_hash is not None and existing.request_hash != fingerprint:
@@ -159,7 +152,7 @@ async def create_order(
     registry. With an idempotency key this tenant used already, returns that key's order (however many
     requests race with it), or 422 when the key came with another request.
     """
-    fingerprint = request_hash(request)
+    fingerprint = request_fingerprint(request)
     if idempotency_key is not None:
         async with db.session() as session:
             if (existing := await _by_key(session, tenant, idempotency_key)) is not None:

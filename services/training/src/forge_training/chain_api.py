@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from forge_contracts.activities import chain
 from forge_contracts.activities.dataset import VersionSelector
 from forge_contracts.activities.delivery import ModelCardInfo
@@ -17,11 +17,14 @@ from forge_contracts.envelope import uuid7
 from forge_contracts.events.base import Id
 from forge_kit.auth import Forbidden, Principal, allow
 from forge_kit.errors import Conflict, NotFound
+from forge_kit.idempotency import IdempotencyKey, keyed_id, request_fingerprint
 from forge_kit.policy import Action
 from forge_kit.runtime import Runtime
 from forge_kit.types import FiniteFloat, Line, NonBlankText, PositiveInt32, PositiveInt64, Text, Username
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from forge_training import service
@@ -138,12 +141,35 @@ def _view(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, request: Request) -> ChainView:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "the chain this Idempotency-Key started already"}},
+)
+async def start_chain(
+    body: StartChain,
+    caller: CanTrainingRun,
+    svc: Runtime,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ChainView:
     """Start a chain for the signed-in user (recorded as its actor). The dataset version and the base
     model are resolved first, as the caller's tenant sees them (404 for another tenant's): the chain
-    trains on the base model's files as the registry has them, never on a path the caller gives."""
+    trains on the base model's files as the registry has them, never on a path the caller gives. With an
+    `Idempotency-Key`, a repeat of the request (a retry after a lost answer, or the same request sent
+    twice at once) answers the chain the first one started (200) and starts no other; the same key with
+    another request is a 422."""
     assert svc.temporal is not None
+    fingerprint = request_fingerprint(body)
+    if idempotency_key is not None:
+        chain_id = keyed_id(caller.tenant_id, caller.actor, "chain", idempotency_key)
+        started = await _started_by_key(chain_id, caller, svc, fingerprint, idempotency_key)
+        if started is not None:
+            response.status_code = status.HTTP_200_OK
+            return started
+    else:
+        chain_id = uuid7()
     deps: Deps = request.app.state.deps
     resolved = await service.resolve(
         deps,
@@ -158,7 +184,6 @@ async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, re
             f"base_model_uri: base model {body.base_model_id} is at {resolved.base_model.uri}, not "
             f"{body.base_model_uri}; leave base_model_uri out"
         )
-    chain_id = uuid7()
     workflow_id = chain.workflow_id(caller.tenant_id, chain_id)
     chain_request = chain.ChainRequest(
         chain_id=chain_id,
@@ -168,20 +193,53 @@ async def start_chain(body: StartChain, caller: CanTrainingRun, svc: Runtime, re
         dataset_version_id=resolved.dataset.version_id,  # pinned: an alias moving later changes nothing
         base_model_uri=resolved.base_model.uri,
     )
-    await svc.temporal.start_workflow(
-        chain.WORKFLOW,
-        chain_request,
-        id=workflow_id,
-        task_queue=svc.task_queue,
-        # What the list shows of each chain without querying every workflow.
-        memo={
-            "model_name": body.model_name,
-            "started_by": caller.actor,
-            "dataset_id": body.dataset_id,
-            "model_project_id": body.model_project_id,
-        },
-    )
-    return _view(svc, chain_id, workflow_id, "RUNNING", chain.ChainStatus(stage="resolving_dataset"))
+    try:
+        await svc.temporal.start_workflow(
+            chain.WORKFLOW,
+            chain_request,
+            id=workflow_id,
+            task_queue=svc.task_queue,
+            # A workflow id names one chain for good, ended or not: a keyed repeat can never start a second.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # What the list shows of each chain without querying every workflow (and the request's
+            # fingerprint, to tell a repeat of a keyed request from another request under its key).
+            memo={
+                "model_name": body.model_name,
+                "started_by": caller.actor,
+                "dataset_id": body.dataset_id,
+                "model_project_id": body.model_project_id,
+                "request_sha256": fingerprint,
+            },
+        )
+    except WorkflowAlreadyStartedError:  # the same key at the same moment: the other request started it
+        assert idempotency_key is not None
+        started = await _started_by_key(chain_id, caller, svc, fingerprint, idempotency_key)
+        if started is None:
+            raise
+        response.status_code = status.HTTP_200_OK
+        return started
+    view = _view(svc, chain_id, workflow_id, "RUNNING", chain.ChainStatus(stage="resolving_dataset"))
+    return view.model_copy(update={"model_name": body.model_name, "started_by": caller.actor})
+
+
+async def _started_by_key(
+    chain_id: str, caller: Principal, svc: Runtime, fingerprint: str, key: str
+) -> ChainView | None:
+    """The chain an idempotency key started, if it did; 422 when it was started by another request."""
+    assert svc.temporal is not None
+    try:
+        handle = svc.temporal.get_workflow_handle(chain.workflow_id(caller.tenant_id, chain_id))
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if (await described.memo()).get("request_sha256") != fingerprint:
+        raise service.Unprocessable(
+            f"idempotency key {key!r} started chain {chain_id} with another request; send the same request "
+            "again, or use a new key"
+        )
+    return await get_chain(chain_id, caller, svc)
 
 
 @router.get("")
