@@ -10,19 +10,21 @@ import signal
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from forge_cli.services import ServiceProcess
+from forge_cli.demo import sign_in_demo
+from forge_cli.services import Platform, ServiceProcess
 from forge_cli.stack import Stack, _alive, port_open
 from forge_kit.objects import DEFAULT_MODEL_AREAS
 from forge_kit.settings import ServiceSettings
 from forge_kit.stack_env import StackSettings, env_file_path, read_env_file
 from forge_kit.temporal import connect, replay
+from forge_sdk.auth import SignedIn
 
 TEST_MODEL_AREAS = [
     *DEFAULT_MODEL_AREAS,
@@ -161,3 +163,40 @@ async def replays(stack_settings: StackSettings, workflows: dict[str, str]) -> N
         if os.environ.get("FORGE_RECORD_HISTORIES"):
             HISTORIES.mkdir(exist_ok=True)
             (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+PLATFORM_ONLY = ("FORGE_DIRECTORY_URL", "FORGE_AUDIT_CONSUMER", "FORGE_LINEAGE_CONSUMER")
+"""Settings the test session changes for its own service processes, not for the platform's."""
+VIEWER = "vic"
+"""A seeded LDAP user, made a viewer of the demo tenant by `demo_tenant`."""
+
+
+@contextmanager
+def forge_up_platform(stack: Stack) -> Iterator[Platform]:
+    """The six services as `forge up` runs them (own databases; the platform's scheduler is their directory,
+    not the tests'; audit and lineage consumers on), stopped again afterwards unless they ran before: the
+    platform users reach through the gateway, for the browser and CLI tests."""
+    platform = Platform(stack)
+    already_running = {service.name for service in platform.services if service.running()}
+    saved = {name: os.environ.pop(name, None) for name in PLATFORM_ONLY}
+    try:
+        platform.up()
+    finally:
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+    try:
+        yield platform
+    finally:
+        for service in platform.services:
+            if service.name not in already_running:
+                service.stop()
+
+
+async def demo_tenant(env: dict[str, str], scheduler: httpx.AsyncClient) -> tuple[SignedIn, SignedIn]:
+    """The demo user signed in (tenant admin, ML engineer, release approver of the demo tenant) and the
+    platform admin acting in that tenant, as `forge demo` makes them; `VIEWER` is made a viewer there."""
+    approver, admin = await sign_in_demo(env, scheduler)
+    granted = await scheduler.put(
+        f"/tenants/{approver.tenant}/members/{VIEWER}", json={"roles": ["viewer"]}, headers=admin
+    )
+    assert granted.status_code == 200, granted.text
+    return approver, admin

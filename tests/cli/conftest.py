@@ -15,15 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from forge_cli.demo import DemoSetup, build_inputs, set_up, sign_in_demo
+from forge_cli.demo import DemoSetup, build_inputs, set_up
 from forge_cli.services import Platform
 from forge_cli.stack import Stack
 from forge_kit.stack_env import StackSettings, read_env_file
 
-VIEWER = "vic"
-"""A seeded LDAP user, made a viewer of the demo tenant."""
-PLATFORM_ONLY = ("FORGE_DIRECTORY_URL", "FORGE_AUDIT_CONSUMER", "FORGE_LINEAGE_CONSUMER")
-"""Settings the test session changes for its own service processes, not for the platform's."""
+from tests.harness import PLATFORM_ONLY, VIEWER, demo_tenant, forge_up_platform
 
 
 def forge(*args: str, env: dict[str, str], timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
@@ -50,19 +47,8 @@ class Users:
 
 @pytest.fixture(scope="module")
 def platform(stack: Stack) -> Iterator[Platform]:
-    """The six services as `forge up` runs them (own databases; the platform's scheduler is their
-    directory, not the tests'), stopped again afterwards unless they were running before."""
-    platform = Platform(stack)
-    already_running = {service.name for service in platform.services if service.running()}
-    saved = {name: os.environ.pop(name, None) for name in PLATFORM_ONLY}
-    try:
-        platform.up()
-    finally:
-        os.environ.update({name: value for name, value in saved.items() if value is not None})
-    yield platform
-    for service in platform.services:
-        if service.name not in already_running:
-            service.stop()
+    with forge_up_platform(stack) as running:
+        yield running
 
 
 def _login(username: str, env: dict[str, str], credentials: Path) -> dict[str, str]:
@@ -90,11 +76,7 @@ async def users(
         for name in ("dataset", "registry", "scheduler")
     }
     try:
-        demo, admin = await sign_in_demo(env, http["scheduler"])
-        granted = await http["scheduler"].put(
-            f"/tenants/{demo.tenant}/members/{VIEWER}", json={"roles": ["viewer"]}, headers=admin
-        )
-        assert granted.status_code == 200, granted.text
+        demo, admin = await demo_tenant(env, http["scheduler"])
         inputs = build_inputs(tmp_path_factory.mktemp("cli-inputs"))
         setup = await set_up(http, stack_settings, inputs, caller=demo, admin=admin)
     finally:

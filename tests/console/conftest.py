@@ -18,7 +18,6 @@ from forge_cli.demo import (
     build_inputs,
     create_scheduler_project,
     publish_base_model,
-    sign_in_demo,
 )
 from forge_cli.services import Platform
 from forge_cli.stack import Stack
@@ -26,12 +25,10 @@ from forge_kit.stack_env import StackSettings, read_env_file
 from forge_sdk.auth import SignedIn, password_login
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from tests.harness import VIEWER, demo_tenant, forge_up_platform
+
 CHROMIUM = os.environ.get("FORGE_CHROMIUM", "/usr/bin/chromium")
-VIEWER = "vic"
-"""A seeded LDAP user, made a viewer of the demo tenant."""
 PARTNER = "demo-partner"
-PLATFORM_ONLY = ("FORGE_DIRECTORY_URL", "FORGE_AUDIT_CONSUMER", "FORGE_LINEAGE_CONSUMER")
-"""Settings the test session changes for its own service processes, not for the platform's."""
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 
@@ -54,20 +51,8 @@ class Console:
 
 @pytest.fixture(scope="module")
 def platform(stack: Stack) -> Iterator[Platform]:
-    """The six services as `forge up` runs them (own databases; the platform's scheduler is their
-    directory, not the tests'), stopped again afterwards unless they were running before."""
-    platform = Platform(stack)
-    already_running = {service.name for service in platform.services if service.running()}
-    # As `forge up` runs them: no test directory, and the audit and lineage consumers on.
-    saved = {name: os.environ.pop(name, None) for name in PLATFORM_ONLY}
-    try:
-        platform.up()
-    finally:
-        os.environ.update({name: value for name, value in saved.items() if value is not None})
-    yield platform
-    for service in platform.services:
-        if service.name not in already_running:
-            service.stop()
+    with forge_up_platform(stack) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +69,7 @@ async def console(
         for name in ("registry", "scheduler")
     }
     try:
-        approver, admin = await sign_in_demo(env, http["scheduler"])
-        granted = await http["scheduler"].put(
-            f"/tenants/{approver.tenant}/members/{VIEWER}", json={"roles": ["viewer"]}, headers=admin
-        )
-        assert granted.status_code == 200, granted.text
+        approver, admin = await demo_tenant(env, http["scheduler"])
         partner = await http["scheduler"].post(
             "/tenants", json={"id": PARTNER, "display_name": "A partner of the demo tenant"}, headers=admin
         )
