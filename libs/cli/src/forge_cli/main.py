@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import typer
 from forge_kit.stack_env import load_stack_settings
-from forge_sdk import auth
+from forge_sdk import Forge, auth
+from forge_sdk.chains import ChainStopped
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from forge_cli import chains, datasets, hdfs, jobs, models, tools
@@ -21,7 +21,6 @@ from forge_cli.demo import (
     DemoError,
     build_inputs,
     chain_body,
-    follow_chain,
     set_up,
     sign_in_demo,
     start_chain,
@@ -309,19 +308,22 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
             f"chain {started['chain_id']} started; watch it in the Temporal UI:\n  {started['temporal_ui']}"
         )
 
-        watcher = _ChainWatcher(clients["training"], setup.caller, started["chain_id"])
+        # Followed as `forge chains follow` follows it: a line per stage, the training bar.
+        forge = Forge(setup.caller, gateway=gateway, urls={k: v for k, v in urls.items() if v})
         try:
-            done = await follow_chain(
-                clients["training"], setup.caller, started["chain_id"], on_poll=watcher.update
+            done: dict[str, Any] = dict(
+                await asyncio.to_thread(
+                    chains.follow, forge.chains, forge.jobs, started["chain_id"], "delivered", False
+                )
             )
-        finally:
-            watcher.close()
+        except ChainStopped as stopped:
+            raise DemoError(f"{stopped}; see {started['temporal_ui']}") from stopped
     finally:
         for client in clients.values():
             await client.aclose()
     status = done["status"]
     console.print(f"[green]delivered[/] model version {status['model_version_id']}: {status['bundle_uri']}")
-    console.print(f"  metrics: {_metrics(status['metrics'])}", highlight=False)
+    console.print(f"  metrics: {chains.metrics_text(status['metrics'])}", highlight=False)
     console.print(f"  Temporal UI: {done['temporal_ui']}")
     user = env.get("FORGE_DEMO_USER", "demo")
     console.print(
@@ -331,77 +333,6 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
     )
     chain_page = f"{gateway}/#/chains/{started['chain_id']}"
     console.print(f"  (FORGE_DEMO_PASSWORD in {stack.env_file}); this chain: {chain_page}", highlight=False)
-
-
-def _metrics(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
-
-
-class _ChainWatcher:
-    """One line per stage the chain enters, and a progress bar (step, loss, ETA from the training
-    service) while it trains."""
-
-    def __init__(self, training: httpx.AsyncClient, caller: Mapping[str, str], chain_id: str) -> None:
-        self.training, self.headers, self.chain_id = training, caller, chain_id
-        self.shown = 0  # stages of the timeline already printed
-        self.progress = Progress(
-            TextColumn("  training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-        )
-        self.bar: TaskID | None = None
-
-    async def update(self, view: dict[str, Any]) -> None:
-        status = view["status"] or {}
-        job_id = status.get("training_job_id")
-        if self.bar is not None and status.get("stage") != "training" and job_id:
-            await self._training(job_id)  # the bar ends where the run ended, then makes way
-            self.close()
-        marks = status.get("stages") or [{"stage": status.get("stage")}]
-        for mark in marks[self.shown :]:
-            self._stage_entered(mark["stage"], status)
-        self.shown = len(marks)
-        if status.get("stage") == "training" and job_id:
-            await self._training(job_id)
-
-    def _stage_entered(self, stage: str, status: dict[str, Any]) -> None:
-        detail = {
-            "training": f"job {status.get('training_job_id')} on allocation {status.get('allocation_id')}",
-            "registering": _metrics(status.get("metrics") or {}),
-            "gating": f"model version {status.get('model_version_id')}",
-            "awaiting_approval": (
-                f"[yellow]the evaluation failed the gate ({', '.join(status.get('failed_checks') or [])}); "
-                f"approve with POST /chains/{self.chain_id}/approve-release[/]"
-            ),
-        }.get(stage, "")
-        console.print(f"  stage: [bold]{stage}[/] {detail}", highlight=False)
-
-    async def _training(self, job_id: str) -> None:
-        response = await self.training.get(f"/training-jobs/{job_id}", headers=self.headers)
-        if response.status_code != 200:
-            return  # the next poll tries again; the chain's own status says if it failed
-        job = response.json()
-        progress, metrics = job.get("progress") or {}, job.get("latest_metrics") or {}
-        loss = metrics.get("train_loss")
-        parts = [f"loss {loss:.3f}"] if isinstance(loss, int | float) else []
-        if progress.get("eta_s") is not None:
-            parts.append(f"ETA {progress['eta_s']:.0f}s")
-        if self.bar is None:
-            self.progress.start()
-            self.bar = self.progress.add_task("training", total=progress.get("total_steps") or None, info="")
-        self.progress.update(
-            self.bar,
-            completed=progress.get("step") or 0,
-            total=progress.get("total_steps") or None,
-            info="  ".join(parts),
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.progress.stop()
-            self.bar = None
 
 
 if __name__ == "__main__":
