@@ -5,25 +5,17 @@ versions named by alias, tasks followed to their end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from forge_sdk import ApiError, Datasets, Service, TaskFailed
 
-Handler = Callable[[httpx.Request], httpx.Response]
+from tests.sdk.mocks import Handler, mock_service
 
 
 def _service(handler: Handler) -> tuple[Service, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    http = httpx.Client(base_url="http://forge/api/dataset", transport=httpx.MockTransport(record))
-    return Service(http, {"authorization": "Bearer t", "x-forge-tenant": "acme"}, retries=2), seen
+    return mock_service(handler, base_url="http://forge/api/dataset", retries=2)
 
 
 @pytest.fixture(autouse=True)

@@ -4,25 +4,17 @@ by page, registry projects and versions named by name and number."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from forge_sdk import ApiError, Chains, ChainStopped, Forge, JobFailed, Jobs, Models, Service
 
-Handler = Callable[[httpx.Request], httpx.Response]
+from tests.sdk.mocks import Handler, mock_service
 
 
 def _service(handler: Handler) -> tuple[Service, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    http = httpx.Client(base_url="http://forge/api/x", transport=httpx.MockTransport(record))
-    return Service(http, {"authorization": "Bearer t", "x-forge-tenant": "acme"}, retries=0), seen
+    return mock_service(handler, base_url="http://forge/api/x", retries=0)
 
 
 @pytest.fixture(autouse=True)
