@@ -180,6 +180,10 @@ export function LineChart({ series }: { series: { name: string; points: Point[] 
             strokeWidth="2"
             points={s.points.map((p) => `${x(p.step).toFixed(1)},${y(p.value).toFixed(1)}`).join(" ")}
           />
+          {s.points.length <= 60 &&
+            s.points.map((p) => (
+              <circle key={p.step} cx={x(p.step)} cy={y(p.value)} r="2.5" fill={colours[index % colours.length]} />
+            ))}
           <text x={width - pad} y={pad + 14 * index} fontSize="11" textAnchor="end" fill={colours[index % colours.length]}>
             {s.name}
           </text>
