@@ -107,6 +107,7 @@ function Overview() {
 }
 
 const TENANT_KEY = "forge.tenant";
+const PROJECT_KEY = "forge.project";
 
 export function App({ config, session }: { config: Config; session: Session }) {
   const [locale, setLocale] = useState<Locale>(savedLocale(session.username) ?? defaultLocale());
@@ -119,7 +120,13 @@ export function App({ config, session }: { config: Config; session: Session }) {
     const member = new Set(me.tenants.map((t) => t.tenant_id));
     const others = all
       .filter((tenant) => !member.has(tenant.id))
-      .map((tenant) => ({ tenant_id: tenant.id, roles: ["platform-admin"], project_roles: {}, actions: me.platform_actions }));
+      .map((tenant) => ({
+        tenant_id: tenant.id,
+        roles: ["platform-admin"],
+        project_roles: {} as Record<string, string[]>,
+        actions: me.platform_actions,
+        project_actions: {} as Record<string, string[]>,
+      }));
     return { ...me, tenants: [...me.tenants, ...others] };
   }, []);
   const [tenantId, setTenantId] = useState<string | null>(localStorage.getItem(TENANT_KEY));
@@ -130,12 +137,28 @@ export function App({ config, session }: { config: Config; session: Session }) {
   useEffect(() => {
     document.documentElement.lang = locale;
   }, [locale]);
+  const projects = useLoad(
+    () => (chosen ? api<{ id: string; name: string }[]>("scheduler", "/projects") : Promise.resolve([])),
+    [chosen?.tenant_id],
+  );
+  const [projectId, setProjectId] = useState<string | null>(null);
+  useEffect(() => {
+    setProjectId(chosen ? localStorage.getItem(`${PROJECT_KEY}.${chosen.tenant_id}`) || null : null);
+  }, [chosen?.tenant_id]);
+  const project = (projects.data ?? []).some((p) => p.id === projectId) ? projectId : null;
   const access = useMemo<Access | null>(
     () =>
       profile.data
-        ? { profile: profile.data, tenant: chosen, can: (action: string) => chosen?.actions.includes(action) ?? false }
+        ? {
+            profile: profile.data,
+            tenant: chosen,
+            project,
+            can: (action: string) =>
+              (project ? chosen?.project_actions[project] : undefined)?.includes(action) ||
+              (chosen?.actions.includes(action) ?? false),
+          }
         : null,
-    [profile.data, chosen],
+    [profile.data, chosen, project],
   );
   const t = (key: Key) => translate(locale, key);
   return (
@@ -156,6 +179,26 @@ export function App({ config, session }: { config: Config; session: Session }) {
               >
                 {tenants.map((tenant) => (
                   <option key={tenant.tenant_id}>{tenant.tenant_id}</option>
+                ))}
+              </select>
+            </label>
+          )}
+          {chosen && (projects.data ?? []).length > 0 && (
+            <label>
+              {t("project.label")}{" "}
+              <select
+                data-testid="project"
+                value={project ?? ""}
+                onChange={(event) => {
+                  localStorage.setItem(`${PROJECT_KEY}.${chosen.tenant_id}`, event.target.value);
+                  setProjectId(event.target.value || null);
+                }}
+              >
+                <option value="">{t("project.all")}</option>
+                {(projects.data ?? []).map((p) => (
+                  <option key={p.id} value={p.id}>
+                    {p.name}
+                  </option>
                 ))}
               </select>
             </label>
@@ -198,8 +241,8 @@ export function App({ config, session }: { config: Config; session: Session }) {
           {access && !chosen && <p>{t("tenant.none")}</p>}
           {access && chosen && (
             <AccessContext.Provider value={access}>
-              {/* keyed by tenant: switching tenants reloads every page's data */}
-              <div key={chosen.tenant_id}>{route(path)}</div>
+              {/* keyed by tenant and project: switching reloads every page's data */}
+              <div key={`${chosen.tenant_id}/${project ?? ""}`}>{route(path)}</div>
             </AccessContext.Provider>
           )}
         </main>

@@ -9,6 +9,7 @@ export interface TenantRoles {
   roles: string[];
   project_roles: Record<string, string[]>;
   actions: string[];
+  project_actions: Record<string, string[]>;
 }
 
 export interface Profile {
@@ -21,6 +22,9 @@ export interface Profile {
 export interface Access {
   profile: Profile;
   tenant: TenantRoles | null;
+  /** The scheduler project chosen in the header (lists show only its resources), or null for all. */
+  project: string | null;
+  /** Whether the caller's roles allow `action`: the tenant's, and the chosen project's own roles. */
   can: (action: string) => boolean;
 }
 

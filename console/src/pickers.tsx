@@ -13,11 +13,22 @@ export interface Named {
 }
 
 /** A required `<select name>` of `items`, shown as `name` (`name:version` for hub models). */
-export function Choice({ name, label, items }: { name: string; label: string; items: Named[] | null }) {
+export function Choice({
+  name,
+  label,
+  items,
+  defaultValue,
+}: {
+  name: string;
+  label: string;
+  items: Named[] | null;
+  defaultValue?: string;
+}) {
   return (
     <label>
       {label}
-      <select name={name} required>
+      {/* keyed by the items: the default applies once they are there */}
+      <select name={name} required defaultValue={defaultValue} key={(items ?? []).length}>
         {(items ?? []).map((item) => (
           <option key={item.id} value={item.id}>
             {item.name}

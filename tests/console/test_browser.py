@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from forge_cli.demo import DemoSetup, chain_body
 from playwright.async_api import Browser, Page, expect
 
 from tests.console.conftest import PARTNER, VIEWER, Console, copy_inputs, screenshot_dir, signed_in
@@ -323,7 +324,7 @@ async def test_an_image_dataset_shows_its_pictures_diffs_two_versions_and_is_sha
     await page.context.close()
 
 
-async def test_a_platform_admin_sets_a_quota_in_any_tenant_and_a_tenant_admin_cannot(
+async def test_a_platform_admin_sets_a_quota_in_any_tenant_and_a_tenant_admin_switches_projects(
     browser: Browser, console: Console, tmp_path: Path
 ) -> None:
     admin = await signed_in(browser, console, console.env.get("FORGE_PLATFORM_ADMIN_USER", "ada"))
@@ -347,4 +348,39 @@ async def test_a_platform_admin_sets_a_quota_in_any_tenant_and_a_tenant_admin_ca
     await tenant_admin.get_by_test_id("project-name").fill(name)  # projects are the tenant's
     await tenant_admin.get_by_test_id("create-project").click()
     await expect(tenant_admin.get_by_test_id(f"project-{name}")).to_be_visible()
+
+    # The project switcher: the pages show the chosen project's resources only.
+    chain_id, model_name = await _chain_in(console, console.scheduler_project, tmp_path)
+    await tenant_admin.reload()
+    await tenant_admin.get_by_test_id("project").select_option(label=name)
+    await expect(tenant_admin.get_by_test_id(f"project-{name}")).to_be_visible()
+    await expect(tenant_admin.get_by_test_id(f"project-{console.scheduler_project}")).to_have_count(0)
+    await tenant_admin.goto(f"{console.url}#/chains")
+    await expect(tenant_admin.get_by_role("heading", name="Chains")).to_be_visible()
+    await expect(tenant_admin.get_by_test_id("chains")).to_have_count(0)  # none in the new project
+    await tenant_admin.get_by_test_id("project").select_option(label=console.scheduler_project)
+    await expect(tenant_admin.get_by_test_id("chains")).to_contain_text(model_name)  # the chain's project
+    await tenant_admin.goto(f"{console.url}#/chains/new")
+    chosen = tenant_admin.get_by_test_id("chain-form").locator("select[name=scheduler_project_id]")
+    await expect(chosen.locator("option:checked")).to_have_text(console.scheduler_project)
     await tenant_admin.context.close()
+    async with httpx.AsyncClient(timeout=30, headers=dict(console.approver)) as http:
+        gateway = console.env["FORGE_GATEWAY_URL"]
+        await http.post(f"{gateway}/api/training/chains/{chain_id}/cancel", json={})
+
+
+async def _chain_in(console: Console, project_name: str, tmp_path: Path) -> tuple[str, str]:
+    """A long chain started through the API in the scheduler project named `project_name`: (id, model)."""
+    dataset_id, version_id, model_project_id, base_model_id = await _published_dataset(console, tmp_path)
+    api = f"{console.env['FORGE_GATEWAY_URL']}/api"
+    async with httpx.AsyncClient(base_url=api, timeout=120, headers=dict(console.approver)) as http:
+        projects = (await http.get("/scheduler/projects")).json()
+        project_id = next(p["id"] for p in projects if p["name"] == project_name)
+        setup = DemoSetup(
+            console.tenant, "", base_model_id, dataset_id, version_id, model_project_id, project_id
+        )
+        body = chain_body(setup, {"perplexity": {"max": 1e9}}, max_steps=5000)
+        body.pop("base_model_uri")
+        started = await http.post("/training/chains", json=body)
+        assert started.status_code == 201, started.text
+    return started.json()["chain_id"], body["model_name"]

@@ -29,6 +29,7 @@ interface ChainSummary {
   closed_at: string | null;
   model_name: string | null;
   started_by: string | null;
+  scheduler_project_id: string | null;
 }
 
 interface ChainStatus {
@@ -62,7 +63,7 @@ export interface ChainView {
 
 export function ChainsPage() {
   const t = useT();
-  const { can } = useAccess();
+  const { can, project } = useAccess();
   const chains = useLoad(() => api<{ items: ChainSummary[] }>("training", "/chains", { query: { limit: 50 } }), [], 5000);
   return (
     <section>
@@ -74,7 +75,9 @@ export function ChainsPage() {
           </a>
         )}
       </header>
-      <Loading loaded={chains}>{(page) => <ChainTable items={page.items} />}</Loading>
+      <Loading loaded={chains}>
+        {(page) => <ChainTable items={page.items.filter((c) => !project || c.scheduler_project_id === project)} />}
+      </Loading>
     </section>
   );
 }
@@ -101,6 +104,7 @@ export function ChainTable({ items }: { items: ChainSummary[] }) {
 
 export function NewChainPage({ go }: { go: (to: string) => void }) {
   const t = useT();
+  const { project } = useAccess();
   const { baseModels, projects, schedulerProjects } = usePickLists();
   return (
     <section>
@@ -144,7 +148,12 @@ export function NewChainPage({ go }: { go: (to: string) => void }) {
         <DatasetVersionPicker datasetField="dataset_id" versionField="dataset_version_id" latest />
         <Choice name="base_model_id" label={t("chains.baseModel")} items={baseModels.data} />
         <Choice name="model_project_id" label={t("chains.modelProject")} items={projects.data} />
-        <Choice name="scheduler_project_id" label={t("chains.schedulerProject")} items={schedulerProjects.data} />
+        <Choice
+          name="scheduler_project_id"
+          label={t("chains.schedulerProject")}
+          items={schedulerProjects.data}
+          defaultValue={project ?? undefined}
+        />
         <label>
           {t("chains.modelName")} <input name="model_name" required pattern="[A-Za-z0-9][A-Za-z0-9._\-]*" />
         </label>

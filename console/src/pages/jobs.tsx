@@ -12,6 +12,7 @@ export interface Job {
   method: string;
   progress: { step: number; total_steps: number | null; percent: number | null; eta_s: number | null };
   latest_metrics: Record<string, number>;
+  scheduler_project_id: string | null;
   error: string | null;
   created_at: string;
   started_at: string | null;
@@ -46,7 +47,7 @@ export function JobProgress({ job }: { job: Job }) {
 
 export function JobsPage() {
   const t = useT();
-  const { can } = useAccess();
+  const { can, project } = useAccess();
   const jobs = useLoad(() => api<{ items: Job[] }>("training", "/training-jobs", { query: { limit: 100 } }), [], 3000);
   return (
     <section>
@@ -63,7 +64,7 @@ export function JobsPage() {
           <Table
             testId="jobs"
             head={[t("common.name"), t("common.state"), t("jobs.method"), t("common.progress"), t("common.created")]}
-            rows={page.items.map((job) => [
+            rows={page.items.filter((job) => !project || job.scheduler_project_id === project).map((job) => [
               <Link to={`/jobs/${job.id}`}>{job.name}</Link>,
               <Badge state={job.state} />,
               job.method,

@@ -33,7 +33,7 @@ function amount(resource: string, value: number): string {
 
 export function SchedulerPage() {
   const t = useT();
-  const { can } = useAccess();
+  const { can, project } = useAccess();
   const projects = useLoad(() => api<SchedulerProject[]>("scheduler", "/projects"), []);
   const allocations = useLoad(() => api<Allocation[]>("scheduler", "/allocations"), [], 5000);
   const [name, setName] = useState("");
@@ -62,9 +62,11 @@ export function SchedulerPage() {
       <Loading loaded={projects}>
         {(items) => (
           <div className="cards">
-            {items.map((project) => (
-              <ProjectUsage key={project.id} project={project} />
-            ))}
+            {items
+              .filter((p) => !project || p.id === project)
+              .map((p) => (
+                <ProjectUsage key={p.id} project={p} />
+              ))}
           </div>
         )}
       </Loading>
@@ -73,7 +75,9 @@ export function SchedulerPage() {
         {(items) => (
           <Table
             head={[t("common.id"), t("common.state"), t("datasets.kind"), t("scheduler.queue"), t("common.created")]}
-            rows={items.map((a) => [a.id.slice(0, 13), <Badge state={a.state} />, a.workload_kind, a.queue, when(a.created_at)])}
+            rows={items
+              .filter((a) => !project || a.project_id === project)
+              .map((a) => [a.id.slice(0, 13), <Badge state={a.state} />, a.workload_kind, a.queue, when(a.created_at)])}
           />
         )}
       </Loading>

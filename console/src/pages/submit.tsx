@@ -2,7 +2,7 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { ErrorBox, FormCard } from "../components";
+import { ErrorBox, FormCard, useAccess } from "../components";
 import { useT } from "../i18n";
 import { Choice, DatasetVersionPicker, usePickLists } from "../pickers";
 import type { Job } from "./jobs";
@@ -29,6 +29,7 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
   const [config, setConfig] = useState("");
   const [error, setError] = useState<unknown>(null);
   const { baseModels, projects, schedulerProjects } = usePickLists();
+  const { project } = useAccess();
   const preset = TEMPLATES[template] ?? TEMPLATES["lora-sft-quick"]!;
   const submit = async (body: unknown) => {
     const job = await api<Job>("training", "/training-jobs", { body });
@@ -119,7 +120,7 @@ export function SubmitJobPage({ go }: { go: (to: string) => void }) {
           </label>
           <label>
             {t("chains.schedulerProject")}
-            <select name="scheduler_project_id">
+            <select name="scheduler_project_id" defaultValue={project ?? ""} key={(schedulerProjects.data ?? []).length}>
               <option value="">–</option>
               {(schedulerProjects.data ?? []).map((p) => (
                 <option key={p.id} value={p.id}>

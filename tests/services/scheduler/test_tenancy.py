@@ -200,6 +200,9 @@ async def test_me_lists_the_callers_tenants_and_roles(directory_http: httpx.Asyn
     assert "training.run" in tenants[first]["actions"] and "registry.approve" not in tenants[first]["actions"]
     assert "labeling.annotate" in tenants[second]["actions"]
     assert "training.run" not in tenants[second]["actions"]
+    in_project = tenants[second]["project_actions"][project]  # an annotator, and the project's admin
+    assert "training.run" in in_project and "labeling.annotate" in in_project
+    assert tenants[first]["project_actions"] == {}
     in_one = (await directory_http.get("/me", headers=as_user(user, first))).json()
     assert in_one["tenant"] == first
     platform = (await directory_http.get("/me", headers=as_user(PLATFORM_ADMIN))).json()

@@ -92,6 +92,7 @@ class ChainView(BaseModel):
     started_by: str | None = None
     dataset_id: str | None = None
     model_project_id: str | None = None
+    scheduler_project_id: str | None = None
 
 
 class ChainSummary(BaseModel):
@@ -107,9 +108,10 @@ class ChainSummary(BaseModel):
     started_by: str | None = None
     dataset_id: str | None = None
     model_project_id: str | None = None
+    scheduler_project_id: str | None = None
 
 
-MEMO = ("model_name", "started_by", "dataset_id", "model_project_id")
+MEMO = ("model_name", "started_by", "dataset_id", "model_project_id", "scheduler_project_id")
 """What a chain's workflow carries in its memo, for the list (chains started before it have none)."""
 
 
@@ -208,6 +210,7 @@ async def start_chain(
                 "started_by": caller.actor,
                 "dataset_id": body.dataset_id,
                 "model_project_id": body.model_project_id,
+                "scheduler_project_id": body.scheduler_project_id,
                 "request_sha256": fingerprint,
             },
         )

@@ -47,6 +47,10 @@ async def me(caller: Annotated[Principal, allow(Action.SIGNED_IN, tenant=False)]
     platform = [Role.PLATFORM_ADMIN] if caller.platform_admin else []
     for view in tenants.values():
         view.actions = [action for action in Action if permits([*view.roles, *platform], action)]
+        view.project_actions = {
+            project: [a for a in Action if permits([*view.roles, *roles, *platform], a)]
+            for project, roles in view.project_roles.items()
+        }
     return ProfileView(
         platform_actions=[action for action in Action if platform and permits(platform, action)],
         username=caller.username,

@@ -66,6 +66,11 @@ class TenantRolesView(BaseModel):
         description="What the tenant-wide roles permit (forge_kit.policy), so a client (the console) shows "
         "only what the caller may do without keeping its own copy of the policy.",
     )
+    project_actions: dict[str, list[Action]] = Field(
+        default_factory=dict,
+        description="Per project with roles of its own: what the tenant-wide and the project's roles permit "
+        "together, for a resource of that project.",
+    )
 
 
 class ProfileView(BaseModel):
