@@ -122,3 +122,63 @@ export async function blobUrl(service: Service, path: string): Promise<string> {
   if (response.status >= 400) throw await problemOf(response);
   return URL.createObjectURL(await response.blob());
 }
+
+/** Files this large go up in parts (resumable): a lost part is sent again, and an upload cut off (a
+ * closed tab, a dropped network) resumes where it stopped when the same file is chosen again. */
+export const RESUMABLE_FROM_BYTES = 32 * 1024 ** 2;
+const PART_BYTES = 16 * 1024 ** 2;
+
+interface UploadState {
+  id: string;
+  state: string;
+  part_bytes: number;
+  parts: { number: number; size_bytes: number }[];
+}
+
+/** Upload `file` as `name` into the version at `base` (`/datasets/{id}/versions/{vid}`), resumably. */
+export async function uploadResumable(
+  base: string,
+  name: string,
+  file: File,
+  onProgress: (sent: number, total: number) => void,
+): Promise<unknown> {
+  const key = `forge.upload.${base}.${name}.${file.size}.${file.lastModified}`;
+  let upload: UploadState | null = null;
+  const saved = localStorage.getItem(key);
+  if (saved) {
+    try {
+      upload = await api<UploadState>("dataset", `${base}/uploads/${saved}`);
+      if (upload.state !== "open") upload = null;
+    } catch {
+      upload = null; // gone, or another user's: start again
+    }
+  }
+  upload ??= await api<UploadState>("dataset", `${base}/uploads`, {
+    body: { name, part_bytes: PART_BYTES, size_bytes: file.size },
+  });
+  localStorage.setItem(key, upload.id);
+  const count = Math.max(1, Math.ceil(file.size / upload.part_bytes));
+  const received = new Set(upload.parts.map((part) => part.number));
+  let sent = upload.parts.reduce((sum, part) => sum + part.size_bytes, 0);
+  onProgress(sent, file.size);
+  for (let number = 1; number <= count; number += 1) {
+    if (received.has(number)) continue;
+    const part = file.slice((number - 1) * upload.part_bytes, Math.min(file.size, number * upload.part_bytes));
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await uploadFile("dataset", `${base}/uploads/${upload.id}/parts/${number}`, part, (done) =>
+          onProgress(sent + done, file.size),
+        );
+        break;
+      } catch (error) {
+        if (attempt >= 3 || (error instanceof ApiError && error.status >= 400 && error.status < 500)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
+    sent += part.size;
+  }
+  const done = await api("dataset", `${base}/uploads/${upload.id}/complete`, { method: "POST" });
+  localStorage.removeItem(key);
+  onProgress(file.size, file.size);
+  return done;
+}

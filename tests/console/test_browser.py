@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 from forge_cli.demo import DemoSetup, chain_body
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from tests.console.conftest import PARTNER, VIEWER, Console, copy_inputs, screenshot_dir, signed_in
 
@@ -384,3 +384,50 @@ async def _chain_in(console: Console, project_name: str, tmp_path: Path) -> tupl
         started = await http.post("/training/chains", json=body)
         assert started.status_code == 201, started.text
     return started.json()["chain_id"], body["model_name"]
+
+
+async def test_a_large_file_goes_up_in_parts_a_lost_part_is_resent_and_a_cut_upload_resumes(
+    browser: Browser, console: Console, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.jsonl"
+    line = '{"text": "' + "x" * 1000 + '"}\n'
+    big.write_text(line * (40 * 1024**2 // len(line) + 1))  # 40 MiB: parts of 16, 16 and 8 MiB
+    page = await signed_in(browser, console, "demo")
+    await page.goto(f"{console.url}#/datasets")
+    await page.get_by_test_id("new-dataset").click()
+    name = f"big-{uuid.uuid4().hex[:6]}"
+    await page.get_by_test_id("create-dataset").locator("input[name=name]").fill(name)
+    await page.get_by_test_id("create-dataset").locator("button[type=submit]").click()
+    await expect(page.get_by_role("heading", name=name)).to_be_visible()
+    await page.get_by_test_id("new-version").click()
+    await expect(page.get_by_test_id("version-panel")).to_contain_text("draft")
+
+    parts: list[str] = []
+    page.on("request", lambda r: parts.append(r.url.rsplit("/", 1)[1]) if "/parts/" in r.url else None)
+    cut = {"2": 1, "3": 3}  # part 2 is lost once (sent again at once); part 3 three times: the upload stops
+
+    async def lossy(route: Route) -> None:
+        number = route.request.url.rsplit("/", 1)[1]
+        if cut.get(number, 0) > 0:
+            cut[number] -= 1
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/uploads/*/parts/*", lossy)
+    await page.get_by_test_id("upload-input").set_input_files(big)
+    await expect(page.get_by_role("alert")).to_contain_text("interrupted", timeout=60_000)
+    assert parts == ["1", "2", "2", "3", "3", "3"], parts
+
+    # The tab is reloaded and the same file chosen again: only the missing part goes up.
+    await page.unroute("**/uploads/*/parts/*")
+    parts.clear()
+    await page.reload()
+    await page.get_by_test_id("open-version-1").click()
+    await page.get_by_test_id("upload-input").set_input_files(big)
+    panel = page.get_by_test_id("version-panel")
+    await expect(panel.get_by_role("cell", name="big.jsonl", exact=True)).to_be_visible(timeout=60_000)
+    await expect(page.get_by_test_id("upload-big.jsonl")).to_contain_text("100%")
+    assert parts == ["3"], parts
+    await expect(panel).to_contain_text("40.0 MiB")
+    await page.context.close()

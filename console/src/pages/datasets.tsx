@@ -1,7 +1,7 @@
 /** Datasets: list and create; a dataset's versions, uploads with progress, publishing, preview, tasks. */
 import { useState } from "react";
 
-import { api, uploadFile } from "../api";
+import { RESUMABLE_FROM_BYTES, api, uploadFile, uploadResumable } from "../api";
 import {
   ActionButton,
   Badge,
@@ -263,9 +263,10 @@ function VersionPanel({ datasetId, versionId, onChange }: { datasetId: string; v
                       setError(null);
                       try {
                         for (const file of files) {
-                          await uploadFile("dataset", `${base}/files/${encodeURIComponent(file.name)}`, file, (sent, total) =>
-                            setUploads((now) => ({ ...now, [file.name]: total ? (100 * sent) / total : 100 })),
-                          );
+                          const progress = (sent: number, total: number) =>
+                            setUploads((now) => ({ ...now, [file.name]: total ? (100 * sent) / total : 100 }));
+                          if (file.size >= RESUMABLE_FROM_BYTES) await uploadResumable(base, file.name, file, progress);
+                          else await uploadFile("dataset", `${base}/files/${encodeURIComponent(file.name)}`, file, progress);
                         }
                       } catch (caught) {
                         setError(caught);
