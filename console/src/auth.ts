@@ -48,6 +48,15 @@ function endpoint(config: Config, name: string): string {
   return `${config.issuer}/protocol/openid-connect/${name}`;
 }
 
+/** A grant at the token endpoint, as the console's public client. */
+function tokenRequest(config: Config, grant: Record<string, string>): Promise<Response> {
+  return fetch(endpoint(config, "token"), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ ...grant, client_id: config.client_id }),
+  });
+}
+
 function redirectUri(): string {
   return `${window.location.origin}/`;
 }
@@ -102,16 +111,11 @@ export async function completeSignIn(config: Config): Promise<string | null> {
   window.history.replaceState(null, "", "/");
   if (error) throw new Error(`${error}: ${query.get("error_description") ?? ""}`);
   if (!pending || pending.state !== query.get("state")) throw new Error("sign-in state mismatch; try again");
-  const response = await fetch(endpoint(config, "token"), {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      client_id: config.client_id,
-      code: code ?? "",
-      redirect_uri: redirectUri(),
-      code_verifier: pending.verifier,
-    }),
+  const response = await tokenRequest(config, {
+    grant_type: "authorization_code",
+    code: code ?? "",
+    redirect_uri: redirectUri(),
+    code_verifier: pending.verifier,
   });
   if (!response.ok) throw new Error(`token exchange failed (${response.status}): ${await response.text()}`);
   store((await response.json()) as TokenResponse);
@@ -127,14 +131,9 @@ export async function accessToken(config: Config): Promise<string | null> {
   if (session.expires_at - Date.now() > 60_000) return session.access_token;
   if (!session.refresh_token) return null;
   renewing ??= (async () => {
-    const response = await fetch(endpoint(config, "token"), {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        grant_type: "refresh_token",
-        client_id: config.client_id,
-        refresh_token: session.refresh_token ?? "",
-      }),
+    const response = await tokenRequest(config, {
+      grant_type: "refresh_token",
+      refresh_token: session.refresh_token ?? "",
     });
     if (!response.ok) {
       sessionStorage.removeItem(SESSION);

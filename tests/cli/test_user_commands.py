@@ -12,19 +12,13 @@ from pathlib import Path
 
 from forge_cli.demo import chain_body
 
+from tests.chain.test_model_chain import DELIVERED_TIMELINE
 from tests.cli.conftest import Users, forge
 
 APPROVED_TIMELINE = [
-    "resolving_dataset",
-    "allocating",
-    "training",
-    "evaluating",
-    "registering",
-    "gating",
+    *DELIVERED_TIMELINE[: DELIVERED_TIMELINE.index("gating") + 1],
     "awaiting_approval",
-    "releasing",
-    "delivering",
-    "delivered",
+    *DELIVERED_TIMELINE[DELIVERED_TIMELINE.index("gating") + 1 :],
 ]
 """The stages of a chain whose evaluation fails the gate and whose release is then approved."""
 
