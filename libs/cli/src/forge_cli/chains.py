@@ -7,7 +7,6 @@ was blocked or cancelled)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from forge_sdk import ApiError
@@ -16,7 +15,16 @@ from forge_sdk.jobs import Jobs
 from rich.table import Table
 
 from forge_cli.jobs import JobBar
-from forge_cli.userapi import JsonOption, TenantOption, console, print_json, read_document, run, signed_in
+from forge_cli.userapi import (
+    JsonOption,
+    TenantOption,
+    console,
+    metrics_text,
+    print_json,
+    read_document,
+    run,
+    signed_in,
+)
 
 app = typer.Typer(
     help="Model chains: dataset version to delivered model in one workflow; follow, approve, cancel.",
@@ -31,10 +39,6 @@ BodyArgument = typer.Argument(
     "scheduler_project_id, training, gate, model_name, card (docs/training.md, the model chain).",
 )
 UntilOption = typer.Option("delivered", "--until", help="Stop following once the chain reaches this stage.")
-
-
-def metrics_text(metrics: dict[str, Any]) -> str:
-    return ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
 
 
 class ChainWatcher:

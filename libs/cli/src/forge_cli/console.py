@@ -84,13 +84,13 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
 def ensure_console(source: Path | None = None) -> Path:
     """The built console (a folder with index.html and assets/), building it when its sources changed."""
     source = source or console_source()
-    lock_hash = _digest([source / "package.json", source / "package-lock.json"], source)
     out = cache_dir() / f"console-{_digest(_inputs(source), source)}"
     if (out / "index.html").exists():
         return out
     with _cache_lock("console"):
         if (out / "index.html").exists():
             return out
+        lock_hash = _digest([source / "package.json", source / "package-lock.json"], source)
         deps = cache_dir() / f"console-deps-{lock_hash}"
         if not (deps / ".installed").exists():
             shutil.rmtree(deps, ignore_errors=True)
@@ -115,7 +115,8 @@ def ensure_console(source: Path | None = None) -> Path:
         vite = [str(bin_dir / "vite"), "build", "--logLevel", "warn"]
         _run(vite, deps, {"FORGE_CONSOLE_OUT": str(partial)})
         partial.rename(out)
-    for stale in cache_dir().glob("console-*"):  # keep the newest few builds, not every one ever made
+    # After a build: builds a week older than this one go (a cache, not every build ever made).
+    for stale in cache_dir().glob("console-*"):
         if stale.is_dir() and not stale.name.startswith("console-deps-") and stale != out:
             if stale.stat().st_mtime < out.stat().st_mtime - 7 * 24 * 3600:
                 shutil.rmtree(stale, ignore_errors=True)

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from forge_kit.stack_env import SERVICES
 
+from forge_cli.console import DEV_ORIGINS
 from forge_cli.stack import HOST, DetachedServer, Stack, StackError
 
 PUBLIC_PATHS: tuple[str, ...] = ("openapi.json", "docs", "healthz", "readyz")
@@ -40,7 +41,8 @@ PUBLIC_PATHS: tuple[str, ...] = ("openapi.json", "docs", "healthz", "readyz")
 
 REALM = "forge"
 AUDIENCE = "forge"
-DEFAULT_CORS_ORIGINS = "http://127.0.0.1:5173,http://localhost:5173"
+DEFAULT_CORS_ORIGINS = ",".join(DEV_ORIGINS)
+"""The console's dev server: the console itself is served on the gateway's own origin."""
 CORS_METHODS = "GET,POST,PUT,PATCH,DELETE,OPTIONS"
 CORS_HEADERS = "authorization,content-type,x-forge-tenant,x-request-id,idempotency-key"
 INT64_MAX = 2**63 - 1

@@ -27,6 +27,7 @@ from forge_cli.demo import (
 )
 from forge_cli.services import Platform
 from forge_cli.stack import Stack, StackError
+from forge_cli.userapi import metrics_text
 
 app = typer.Typer(help="Forge: develop, train, fine-tune and deliver models.", no_args_is_help=True)
 stack_app = typer.Typer(
@@ -323,7 +324,7 @@ async def _demo(max_perplexity: float, max_steps: int) -> None:
             await client.aclose()
     status = done["status"]
     console.print(f"[green]delivered[/] model version {status['model_version_id']}: {status['bundle_uri']}")
-    console.print(f"  metrics: {chains.metrics_text(status['metrics'])}", highlight=False)
+    console.print(f"  metrics: {metrics_text(status['metrics'])}", highlight=False)
     console.print(f"  Temporal UI: {done['temporal_ui']}")
     user = env.get("FORGE_DEMO_USER", "demo")
     console.print(

@@ -11,7 +11,17 @@ import typer
 from forge_sdk.models import Models
 from rich.table import Table
 
-from forge_cli.userapi import CliError, JsonOption, TenantOption, console, print_json, run, signed_in
+from forge_cli.userapi import (
+    CliError,
+    JsonOption,
+    TenantOption,
+    console,
+    metrics_text,
+    number,
+    print_json,
+    run,
+    signed_in,
+)
 
 app = typer.Typer(
     help="The model registry: projects, versions, comparisons, release approvals, base models.",
@@ -23,10 +33,6 @@ VersionArgument = typer.Argument(..., help="A version's id or number.")
 
 def _models(tenant: str | None) -> Models:
     return signed_in(tenant).models
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
 def _verdict(passed: bool | None) -> str:
@@ -102,9 +108,7 @@ def versions(
             return
         table = Table("number", "id", "state", "evaluation", "metrics", "tags")
         for version in sorted(found, key=lambda v: v["version"]):
-            metrics = ", ".join(
-                f"{k} {_number(v)}" for k, v in sorted((version.get("metrics") or {}).items())
-            )
+            metrics = metrics_text(version.get("metrics") or {})
             table.add_row(
                 str(version["version"]),
                 version["id"],
@@ -155,7 +159,7 @@ def show(
             f"{_verdict(found.get('evaluation_passed'))}",
             highlight=False,
         )
-        metrics = ", ".join(f"{k} {_number(v)}" for k, v in sorted((found.get("metrics") or {}).items()))
+        metrics = metrics_text(found.get("metrics") or {})
         console.print(f"  metrics: {metrics or '-'}", highlight=False)
         console.print(f"  artifact {found['artifact_uri']}", highlight=False)
         console.print(
@@ -194,9 +198,9 @@ def compare(
             for name, values in sorted(rows.items()):
                 table.add_row(
                     f"{kind}{name}",
-                    _number(values.get("a")),
-                    _number(values.get("b")),
-                    _number(values.get("delta")),
+                    number(values.get("a")),
+                    number(values.get("b")),
+                    number(values.get("delta")),
                 )
         for name, values in sorted(found["hyperparameters"].items()):
             if not values.get("same"):

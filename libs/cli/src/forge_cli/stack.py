@@ -714,7 +714,6 @@ class Stack:
             "FORGE_S3_SECRET_KEY": self.secrets.get("S3_SECRET_KEY"),
             "FORGE_S3_REGION": "us-east-1",
             "FORGE_GATEWAY_URL": f"http://{HOST}:{p.gateway}",
-            "FORGE_CONSOLE_URL": f"http://{HOST}:{p.gateway}/",
             # The dataset service seals the secrets of users' connections with it (docs/security.md).
             "FORGE_DATASET_CONNECTIONS_KEY": self.secrets.get("DATASET_CONNECTIONS_KEY"),
         }

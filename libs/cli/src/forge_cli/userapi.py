@@ -94,3 +94,13 @@ def read_document(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise CliError(f"{path}: expected one object (a mapping of fields), not {type(loaded).__name__}")
     return loaded
+
+
+def number(value: Any) -> str:
+    """A metric's value, four significant digits ("-" for none or not a number)."""
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def metrics_text(metrics: dict[str, Any]) -> str:
+    """`name value, ...` in name order."""
+    return ", ".join(f"{name} {number(value)}" for name, value in sorted(metrics.items()))

@@ -195,6 +195,16 @@ async def start_chain(
         dataset_version_id=resolved.dataset.version_id,  # pinned: an alias moving later changes nothing
         base_model_uri=resolved.base_model.uri,
     )
+    # What the list shows of each chain without querying every workflow (and the request's fingerprint, to
+    # tell a repeat of a keyed request from another request under its key).
+    memo = {
+        "model_name": body.model_name,
+        "started_by": caller.actor,
+        "dataset_id": body.dataset_id,
+        "model_project_id": body.model_project_id,
+        "scheduler_project_id": body.scheduler_project_id,
+        "request_sha256": fingerprint,
+    }
     try:
         await svc.temporal.start_workflow(
             chain.WORKFLOW,
@@ -203,16 +213,7 @@ async def start_chain(
             task_queue=svc.task_queue,
             # A workflow id names one chain for good, ended or not: a keyed repeat can never start a second.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            # What the list shows of each chain without querying every workflow (and the request's
-            # fingerprint, to tell a repeat of a keyed request from another request under its key).
-            memo={
-                "model_name": body.model_name,
-                "started_by": caller.actor,
-                "dataset_id": body.dataset_id,
-                "model_project_id": body.model_project_id,
-                "scheduler_project_id": body.scheduler_project_id,
-                "request_sha256": fingerprint,
-            },
+            memo=memo,
         )
     except WorkflowAlreadyStartedError:  # the same key at the same moment: the other request started it
         assert idempotency_key is not None
@@ -222,7 +223,7 @@ async def start_chain(
         response.status_code = status.HTTP_200_OK
         return started
     view = _view(svc, chain_id, workflow_id, "RUNNING", chain.ChainStatus(stage="resolving_dataset"))
-    return view.model_copy(update={"model_name": body.model_name, "started_by": caller.actor})
+    return view.model_copy(update=_memo(memo))  # as GET /chains/{id} shows it
 
 
 async def _started_by_key(
